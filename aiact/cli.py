@@ -1,0 +1,222 @@
+"""`aiact`: the suite's command line for data scientists, CI, approvers and auditors."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from pathlib import Path
+
+from aiact.approval import APPROVED, REJECTED, ApprovalError, Decision, backend_from_uri
+from aiact.lineage import LineageError, LineageStore, properties_of
+
+DEFAULT_WORKDIR = Path(".aiact")
+
+
+def _run_local(args: argparse.Namespace) -> int:
+    from pipelines.local_run import LocalRunConfig, run_local
+
+    config = LocalRunConfig(
+        workdir=args.workdir,
+        demo_approver=args.demo_approver or "",
+        approval_timeout_s=args.approval_timeout,
+        rows=args.rows,
+        data_seed=args.data_seed,
+        label_bias=args.label_bias,
+        drift=args.drift,
+        corruption=args.corruption,
+    )
+    result = run_local(config)
+    store = LineageStore.connect(config.metadata_uri)
+    workdir = config.workdir.resolve()
+    print("\n== aiact run-local ==")
+    print(f"run id:            {result.run_id}")
+    print(f"outcome:           {'SUCCEEDED' if result.succeeded else 'HALTED'}")
+    print(f"pipeline spec:     sha256:{result.pipeline_spec_sha256}")
+    print(f"MLMD store:        {config.metadata_uri}")
+    print(f"stage outputs:     {workdir / 'pipeline_root'}")
+    print(f"approvals:         {config.approvals_uri}")
+    print(f"deployment ledger: {config.ledger_uri}")
+    print("\nstages recorded in MLMD:")
+    for execution in store.executions_of_run(result.run_id):
+        note = execution.properties.get("error", "")
+        print(f"  {execution.stage:<20} {execution.state:<9} {str(note)[:160]}")
+    if result.succeeded:
+        print("\nlineage of the deployed model (aiact trace):")
+        _print_trace(store)
+    return 0 if result.succeeded else 1
+
+
+def _print_trace(store: LineageStore) -> None:
+    from aiact.trace import latest_deployment, render, run_header, trace_artifact
+
+    deployment = latest_deployment(store).id
+    print("\n".join(run_header(store, deployment) + render(trace_artifact(store, deployment))))
+
+
+def _trace(args: argparse.Namespace) -> int:
+    _print_trace(LineageStore.connect(args.metadata_uri))
+    return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    store = LineageStore.connect(args.metadata_uri)
+    for context in store.runs():
+        print(json.dumps({"run_id": context.name, **properties_of(context)}, sort_keys=True))
+    return 0
+
+
+def _decide(args: argparse.Namespace, verdict: str) -> int:
+    from components.approval.core import utc_now
+
+    backend = backend_from_uri(args.approvals)
+    decision = Decision(
+        decision=verdict,
+        approver=args.approver or getpass.getuser(),
+        reason=args.reason,
+        decided_at=utc_now(),
+    )
+    backend.decide(args.name, decision)
+    print(f"{args.name}: {verdict} by {decision.approver}")
+    return 0
+
+
+def _pending(args: argparse.Namespace) -> int:
+    for request in backend_from_uri(args.approvals).pending():
+        print(
+            f"{request.name}  model={request.model_name}@{request.model_sha256[:12]} "
+            f"run={request.pipeline_run_id} expires={request.expires_at}\n"
+            f"    evaluation report: {request.evaluation_report_uri}\n"
+            f"    integration report: {request.integration_report_uri}"
+        )
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    from pipelines.spec import SPEC_PATH, compile_documents, render
+
+    text = render(compile_documents())
+    if args.check:
+        if not SPEC_PATH.is_file() or SPEC_PATH.read_text() != text:
+            print(f"{SPEC_PATH} is stale: run `aiact compile`", file=sys.stderr)
+            return 1
+        print(f"{SPEC_PATH} is up to date")
+        return 0
+    SPEC_PATH.write_text(text)
+    print(f"wrote {SPEC_PATH}")
+    return 0
+
+
+def _generate_data(args: argparse.Namespace) -> int:
+    from aiact.refdata import write_reference_dataset
+
+    written = write_reference_dataset(
+        args.out,
+        rows=args.rows,
+        seed=args.seed,
+        label_bias=args.label_bias,
+        drift=args.drift,
+        corruption=args.corruption,
+    )
+    print(f"wrote {written.data_path} and {written.data_card_path}")
+    return 0
+
+
+def _infer_schema(args: argparse.Namespace) -> int:
+    import tensorflow_data_validation as tfdv
+
+    from aiact.refdata import CATEGORIES
+    from aiact.specs import load_feature_spec
+    from components.data_preparation.core import read_table
+    from components.data_preparation.schema import draft_schema
+
+    schema = draft_schema(read_table(args.data), load_feature_spec(args.use_case), CATEGORIES)
+    tfdv.write_schema_text(schema, str(args.out))
+    print(f"wrote draft schema {args.out}: review it, then commit it as the declared schema")
+    return 0
+
+
+def _verify_ledger(args: argparse.Namespace) -> int:
+    from aiact.ledger import ledger_from_uri
+
+    print(f"ledger intact: {ledger_from_uri(args.ledger).verify()} entries")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="aiact", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    metadata_default = f"sqlite://{(DEFAULT_WORKDIR / 'mlmd.sqlite').resolve()}"
+    approvals_default = f"local:{(DEFAULT_WORKDIR / 'approvals').resolve()}"
+
+    run = commands.add_parser("run-local", help="run all eight stages locally (kfp.local)")
+    run.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    run.add_argument(
+        "--demo-approver",
+        help="record a named DEMO approval (stored as such; refused for production); "
+        "without it the run pauses at approval until a human runs `aiact approve`",
+    )
+    run.add_argument("--approval-timeout", type=float, default=3600.0, help="seconds")
+    run.add_argument("--rows", type=int, default=5000)
+    run.add_argument("--data-seed", type=int, default=7)
+    run.add_argument("--label-bias", type=float, default=0.0)
+    run.add_argument("--drift", type=float, default=0.0)
+    run.add_argument("--corruption", type=float, default=0.0)
+    run.set_defaults(handler=_run_local)
+
+    trace = commands.add_parser("trace", help="trace the deployed model to data, code, approval")
+    trace.add_argument("--metadata-uri", default=metadata_default)
+    trace.set_defaults(handler=_trace)
+
+    runs = commands.add_parser("runs", help="list recorded pipeline runs")
+    runs.add_argument("--metadata-uri", default=metadata_default)
+    runs.set_defaults(handler=_runs)
+
+    for verdict, name in ((APPROVED, "approve"), (REJECTED, "reject")):
+        decide = commands.add_parser(name, help=f"{name} a pending deployment")
+        decide.add_argument("name")
+        decide.add_argument("--reason", required=True)
+        decide.add_argument("--approver", help="defaults to the current user")
+        decide.add_argument("--approvals", default=approvals_default)
+        decide.set_defaults(handler=lambda a, v=verdict: _decide(a, v))
+
+    pending = commands.add_parser("approvals", help="list approvals awaiting a decision")
+    pending.add_argument("--approvals", default=approvals_default)
+    pending.set_defaults(handler=_pending)
+
+    comp = commands.add_parser("compile", help="compile the pipeline into its versioned YAML")
+    comp.add_argument("--check", action="store_true", help="fail if the committed YAML is stale")
+    comp.set_defaults(handler=_compile)
+
+    data = commands.add_parser("generate-data", help="write the reference credit dataset")
+    data.add_argument("--out", type=Path, required=True)
+    data.add_argument("--rows", type=int, default=5000)
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument("--label-bias", type=float, default=0.0)
+    data.add_argument("--drift", type=float, default=0.0)
+    data.add_argument("--corruption", type=float, default=0.0)
+    data.set_defaults(handler=_generate_data)
+
+    schema = commands.add_parser("infer-schema", help="draft a TFDV schema from clean data")
+    schema.add_argument("data", type=Path)
+    schema.add_argument("--out", type=Path, required=True)
+    schema.add_argument("--use-case", default="credit")
+    schema.set_defaults(handler=_infer_schema)
+
+    ledger = commands.add_parser("verify-ledger", help="check the deployment ledger's chain")
+    ledger.add_argument("--ledger", required=True, help="file:///path/deployments.jsonl")
+    ledger.set_defaults(handler=_verify_ledger)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `aiact` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (ApprovalError, LineageError) as exc:
+        print(f"aiact: {exc}", file=sys.stderr)
+        return 2
+    return code

@@ -1,0 +1,83 @@
+"""Evidence reports: the structured JSON every gate records, and its HTML view for the KFP UI."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from aiact.policy import GateResult
+
+
+def build_report(
+    title: str, gate: GateResult | None, sections: dict[str, Any], *, policy_sha256: str = ""
+) -> dict[str, Any]:
+    """Assemble a report: the gate verdict (if the stage is a gate) and named evidence sections."""
+    report: dict[str, Any] = {"title": title, "sections": sections}
+    if gate is not None:
+        report["gate"] = gate.to_dict()
+        report["policy_sha256"] = policy_sha256
+    return report
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    """Write a report as stable, human-diffable JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return f"<pre>{html.escape(json.dumps(value, indent=1, default=str))}</pre>"
+    return html.escape(str(value))
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page: verdict, checks table, then each evidence section."""
+    title = html.escape(report["title"])
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
+        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}"
+        ".ok{color:#060}.breach{color:#b00;font-weight:bold}</style></head><body>",
+        f"<h1>{title}</h1>",
+    ]
+    gate = report.get("gate")
+    if gate:
+        verdict = "PASSED" if gate["passed"] else "FAILED"
+        css = "ok" if gate["passed"] else "breach"
+        parts.append(f"<p class='{css}'>Gate <b>{html.escape(gate['gate'])}</b>: {verdict}</p>")
+        parts.append(f"<p>Policy sha256: <code>{html.escape(report['policy_sha256'])}</code></p>")
+        parts.append("<table><tr><th>check</th><th>value</th><th>limit</th><th>verdict</th>")
+        parts.append("<th>detail</th></tr>")
+        for check in gate["checks"]:
+            css = "ok" if check["passed"] else "breach"
+            parts.append(
+                f"<tr><td>{_cell(check['name'])}</td><td>{_cell(check['value'])}</td>"
+                f"<td>{_cell(check['comparison'])} {_cell(check['limit'])}</td>"
+                f"<td class='{css}'>{'ok' if check['passed'] else 'BREACH'}</td>"
+                f"<td>{_cell(check['detail'])}</td></tr>"
+            )
+        parts.append("</table>")
+    for name, content in report["sections"].items():
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        if isinstance(content, dict) and all(not isinstance(v, dict) for v in content.values()):
+            rows = "".join(
+                f"<tr><td>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in content.items()
+            )
+            parts.append(f"<table>{rows}</table>")
+        else:
+            parts.append(_cell(content))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(json_path: Path, html_path: Path | None, report: dict[str, Any]) -> None:
+    """Write the JSON evidence and, when asked, its HTML view."""
+    write_json(json_path, report)
+    if html_path is not None:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        html_path.write_text(render_html(report))

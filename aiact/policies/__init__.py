@@ -1,0 +1,1 @@
+"""Versioned gate policies shipped with the suite."""

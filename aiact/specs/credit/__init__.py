@@ -1,0 +1,1 @@
+"""Credit-scoring reference use case (AI Act Annex III 5(b))."""

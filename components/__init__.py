@@ -1,0 +1,2 @@
+"""The eight pipeline stages: per stage, `core.py` (plain logic), `executor.py` (I/O and
+lineage) and `component.py` (the thin KFP declaration)."""

@@ -1,0 +1,1 @@
+"""Stage 7: pause until a human approves or rejects deployment, or the request expires."""

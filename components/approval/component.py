@@ -1,0 +1,49 @@
+"""KFP declaration of the pre-deployment approval stage."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model, Output
+
+from components.images import CONTROL_IMAGE
+
+
+@dsl.component(base_image=CONTROL_IMAGE, install_kfp_package=False)
+def approval(
+    model: Input[Model],
+    evaluation_report: Input[Artifact],
+    integration_report: Input[Artifact],
+    model_name: str,
+    approval_backend: str,
+    requested_by: str,
+    approver_group: str,
+    demo_approver: str,
+    timeout_s: float,
+    run_id: str,
+    metadata_uri: str,
+    approval: Output[Artifact],
+):
+    """Pause the run until a human approves or rejects deployment (or the request expires);
+    record who decided, when and why. Fails on rejection or expiry."""
+    from pathlib import Path
+
+    from aiact.stage import run_info
+    from components.approval.executor import run_approval
+
+    metadata = run_approval(
+        run=run_info(run_id),
+        metadata_uri=metadata_uri,
+        backend_uri=approval_backend,
+        model_name=model_name,
+        model_dir=Path(model.path),
+        model_uri=model.uri,
+        evaluation_report_path=Path(evaluation_report.path),
+        evaluation_report_uri=evaluation_report.uri,
+        integration_report_path=Path(integration_report.path),
+        integration_report_uri=integration_report.uri,
+        requested_by=requested_by,
+        approver_group=approver_group,
+        demo_approver=demo_approver,
+        timeout_s=timeout_s,
+        approval_path=Path(approval.path),
+        approval_uri=approval.uri,
+    )
+    approval.metadata.update(metadata)

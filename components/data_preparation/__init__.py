@@ -1,0 +1,1 @@
+"""Stage 1: ingest a documented source, check its quality with TFDV, emit a versioned dataset."""

@@ -1,0 +1,40 @@
+"""KFP declaration of the deployment stage."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Model, Output
+
+from components.images import CONTROL_IMAGE
+
+
+@dsl.component(base_image=CONTROL_IMAGE, install_kfp_package=False)
+def deployment(
+    model: Input[Model],
+    approval: Input[Artifact],
+    strategy: str,
+    canary_percent: int,
+    ledger_uri: str,
+    run_id: str,
+    metadata_uri: str,
+    deployment: Output[Artifact],
+):
+    """Roll out the approved model (canary, shadow or full) and append the rollout to the
+    immutable deployment ledger; refused without an approving decision for this model."""
+    from pathlib import Path
+
+    from aiact.stage import run_info
+    from components.deployment.executor import run_deployment
+
+    metadata = run_deployment(
+        run=run_info(run_id),
+        metadata_uri=metadata_uri,
+        model_dir=Path(model.path),
+        model_uri=model.uri,
+        approval_path=Path(approval.path),
+        approval_uri=approval.uri,
+        strategy=strategy,
+        canary_percent=canary_percent,
+        ledger_uri=ledger_uri,
+        deployment_path=Path(deployment.path),
+        deployment_uri=deployment.uri,
+    )
+    deployment.metadata.update(metadata)

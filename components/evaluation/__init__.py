@@ -1,0 +1,1 @@
+"""Stage 4: holdout performance and fairness against declared thresholds."""

@@ -1,0 +1,48 @@
+"""KFP declaration of the evaluation stage."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components.images import EVALUATION_IMAGE
+
+
+@dsl.component(base_image=EVALUATION_IMAGE, install_kfp_package=False)
+def evaluation(
+    model: Input[Model],
+    feature_set: Input[Dataset],
+    gate_policy: dict,
+    run_id: str,
+    metadata_uri: str,
+    evaluation_report: Output[Artifact],
+    evaluation_report_html: Output[HTML],
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+):
+    """Holdout performance and fairlearn fairness against declared thresholds; fails (halting
+    the pipeline) on any breach, after the report is recorded."""
+    from pathlib import Path
+
+    from aiact.stage import run_info
+    from components.evaluation.executor import run_evaluation
+
+    outcome = run_evaluation(
+        run=run_info(run_id),
+        metadata_uri=metadata_uri,
+        model_dir=Path(model.path),
+        model_uri=model.uri,
+        feature_set_dir=Path(feature_set.path),
+        feature_set_uri=feature_set.uri,
+        policy=gate_policy,
+        report_path=Path(evaluation_report.path),
+        report_uri=evaluation_report.uri,
+        report_html_path=Path(evaluation_report_html.path),
+    )
+    for name, value in outcome.evidence["performance"].items():
+        metrics.log_metric(name, round(value, 6))
+    for check in outcome.gate.checks:
+        if check.name.startswith(("demographic", "equalized")):
+            metrics.log_metric(check.name, check.value)
+    classification_metrics.log_confusion_matrix(["reject", "approve"], outcome.confusion)
+    classification_metrics.log_roc_curve(
+        outcome.roc["fpr"], outcome.roc["tpr"], outcome.roc["thresholds"]
+    )

@@ -1,0 +1,1 @@
+"""Stage 2: split, fit the declared feature transform, check every feature against its spec."""

@@ -1,0 +1,43 @@
+"""KFP declaration of the feature engineering stage."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from components.images import DATA_IMAGE
+
+
+@dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
+def feature_engineering(
+    dataset: Input[Dataset],
+    use_case: str,
+    gate_policy: dict,
+    seed: int,
+    run_id: str,
+    metadata_uri: str,
+    feature_set: Output[Dataset],
+    transform: Output[Artifact],
+    feature_report: Output[Artifact],
+):
+    """Split the validated dataset, fit the declared transform on the training split, and fail
+    when any feature leaves its declared range or the schema differs from the specification."""
+    from pathlib import Path
+
+    from aiact.stage import run_info
+    from components.feature_engineering.executor import run_feature_engineering
+
+    metadata = run_feature_engineering(
+        run=run_info(run_id),
+        metadata_uri=metadata_uri,
+        dataset_dir=Path(dataset.path),
+        dataset_uri=dataset.uri,
+        use_case=use_case,
+        policy=gate_policy,
+        seed=seed,
+        feature_set_dir=Path(feature_set.path),
+        feature_set_uri=feature_set.uri,
+        transform_path=Path(transform.path),
+        transform_uri=transform.uri,
+        report_path=Path(feature_report.path),
+        report_uri=feature_report.uri,
+    )
+    feature_set.metadata.update(metadata)

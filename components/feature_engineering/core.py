@@ -1,0 +1,102 @@
+"""Feature engineering: a deterministic stratified split, a transform fitted on the training
+split only, and the gate that holds every produced feature to its declared range and schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from aiact.featureset import SPLITS, FeatureSplit
+from aiact.policy import Check, GateResult, at_least, at_most, must_hold
+from aiact.specs import FeatureSpec
+from aiact.transform import FittedTransform, fit_transform
+
+GATE = "feature_spec"
+
+
+def split_frame(
+    frame: pd.DataFrame, spec: FeatureSpec, seed: int, holdout: float = 0.3
+) -> dict[str, pd.DataFrame]:
+    """70/15/15 split, stratified by label and the first protected attribute."""
+    strata = frame[spec.label].astype(str) + "|" + frame[spec.protected_attributes[0]].astype(str)
+    train, rest = train_test_split(frame, test_size=holdout, random_state=seed, stratify=strata)
+    validation, test = train_test_split(
+        rest, test_size=0.5, random_state=seed, stratify=strata.loc[rest.index]
+    )
+    return {
+        name: part.sort_index().reset_index(drop=True)
+        for name, part in zip(SPLITS, (train, validation, test), strict=True)
+    }
+
+
+def schema_checks(frame: pd.DataFrame, spec: FeatureSpec) -> list[Check]:
+    """The produced schema must match the specification: every declared column present."""
+    required = (*spec.input_columns, spec.label, *spec.protected_attributes)
+    missing = [c for c in required if c not in frame.columns]
+    return [must_hold("schema_matches_spec", not missing, f"missing columns: {missing}")]
+
+
+def range_checks(frame: pd.DataFrame, spec: FeatureSpec, limit: float) -> list[Check]:
+    """Share of each feature's values outside its declared range or vocabulary."""
+    checks = []
+    for feature in spec.numeric:
+        values = pd.to_numeric(frame[feature.name], errors="coerce")
+        present = values.notna()
+        outside = present & ((values < feature.low) | (values > feature.high))
+        rate = float(outside.sum() / max(int(present.sum()), 1))
+        checks.append(
+            at_most(
+                f"out_of_range_rate[{feature.name}]",
+                round(rate, 6),
+                limit,
+                f"declared range [{feature.low:g}, {feature.high:g}]",
+            )
+        )
+    for categorical in spec.categorical:
+        values = frame[categorical.name].dropna()
+        rate = float((~values.isin(categorical.vocabulary)).mean()) if len(values) else 0.0
+        checks.append(
+            at_most(
+                f"out_of_vocabulary_rate[{categorical.name}]",
+                round(rate, 6),
+                limit,
+                f"declared vocabulary {list(categorical.vocabulary)}",
+            )
+        )
+    return checks
+
+
+def engineer_features(
+    frame: pd.DataFrame, spec: FeatureSpec, thresholds: dict[str, Any], seed: int
+) -> tuple[GateResult, FittedTransform | None, dict[str, FeatureSplit]]:
+    """Run the feature gate; the transform and splits only when the schema holds."""
+    checks = schema_checks(frame, spec)
+    if not checks[0].passed:
+        return GateResult(GATE, tuple(checks)), None, {}
+    checks += range_checks(frame, spec, thresholds["max_out_of_range_rate"])
+    parts = split_frame(frame, spec, seed)
+    transform = fit_transform(parts["train"], spec)
+    splits = {}
+    for name, part in parts.items():
+        checks.append(at_least(f"split_rows[{name}]", len(part), thresholds["min_split_rows"]))
+        matrix = transform.apply(part)
+        splits[name] = FeatureSplit(
+            raw=part,
+            features=matrix,
+            labels=part[spec.label].to_numpy(dtype=np.int64),
+            groups=part[list(spec.protected_attributes)].astype(str),
+        )
+    finite = all(bool(np.isfinite(s.features).all()) for s in splits.values())
+    checks.append(must_hold("features_finite", finite, "every transformed value is finite"))
+    width = {s.features.shape[1] for s in splits.values()}
+    checks.append(
+        must_hold(
+            "feature_width_matches_spec",
+            width == {len(transform.feature_names)},
+            f"matrix widths {sorted(width)} vs {len(transform.feature_names)} declared features",
+        )
+    )
+    return GateResult(GATE, tuple(checks)), transform, splits

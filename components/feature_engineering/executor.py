@@ -1,0 +1,95 @@
+"""Feature engineering executor: read the validated dataset, run the feature gate, write the
+feature set and the fitted transform, record lineage (with statistics digests before and after)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aiact import lineage
+from aiact.evidence import build_report, write_report
+from aiact.featureset import save_feature_set
+from aiact.hashing import sha256_json
+from aiact.lineage import PropertyValue, RunInfo
+from aiact.policy import section
+from aiact.specs import load_feature_spec
+from aiact.stage import stage_execution
+from components.data_preparation.executor import DATA_FILE
+from components.feature_engineering import core
+
+STAGE = "feature_engineering"
+
+
+def statistics_digest(frame: pd.DataFrame) -> dict[str, Any]:
+    """A compact description of a table, hashed into lineage before and after the step."""
+    numeric = frame.select_dtypes("number")
+    return {
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "means": {c: round(float(v), 6) for c, v in numeric.mean().items()},
+    }
+
+
+def run_feature_engineering(
+    *,
+    run: RunInfo,
+    metadata_uri: str,
+    dataset_dir: Path,
+    dataset_uri: str,
+    use_case: str,
+    policy: dict[str, Any],
+    seed: int,
+    feature_set_dir: Path,
+    feature_set_uri: str,
+    transform_path: Path,
+    transform_uri: str,
+    report_path: Path,
+    report_uri: str,
+) -> dict[str, PropertyValue]:
+    """Run the stage; returns the feature set's metadata. Raises GateFailed on a breach."""
+    spec = load_feature_spec(use_case)
+    with stage_execution(STAGE, run, metadata_uri) as stage:
+        policy_digest = stage.read_policy(policy)
+        stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
+        frame = pd.read_csv(dataset_dir / DATA_FILE)
+        before = statistics_digest(frame)
+        gate, transform, splits = core.engineer_features(
+            frame, spec, section(policy, "features"), seed
+        )
+        stage.properties["statistics_before_sha256"] = sha256_json(before)
+        sections: dict[str, Any] = {"statistics_before": before}
+        if transform is not None:
+            after = statistics_digest(
+                pd.DataFrame(splits["train"].features, columns=transform.feature_names)
+            )
+            sections["statistics_after_train"] = after
+            sections["split_rows"] = {name: len(s.raw) for name, s in splits.items()}
+            stage.properties["statistics_after_sha256"] = sha256_json(after)
+        report = build_report(
+            "Feature specification report", gate, sections, policy_sha256=policy_digest
+        )
+        write_report(report_path, None, report)
+        stage.wrote(
+            lineage.DATA_VALIDATION_REPORT,
+            report_path,
+            report_uri,
+            "feature_report",
+            {"passed": gate.passed},
+        )
+        gate.raise_if_failed()
+        assert transform is not None
+        transform_path.parent.mkdir(parents=True, exist_ok=True)
+        transform.save(transform_path)
+        save_feature_set(feature_set_dir, splits, transform.feature_names)
+        stage.wrote(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
+        metadata: dict[str, PropertyValue] = {
+            "features": len(transform.feature_names),
+            "seed": seed,
+            **{f"rows_{name}": len(s.raw) for name, s in splits.items()},
+        }
+        record = stage.wrote(
+            lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set", metadata
+        )
+        return {**metadata, "version": lineage.version_of(record.content_sha256)}

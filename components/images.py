@@ -1,0 +1,13 @@
+"""Container images of the stages (built from images/<name>/Dockerfile by hack/build-images.sh).
+
+KFP's cache key uses the image reference, not its digest: production specs should be compiled
+with digests (`aiact compile --image-digests`); the tags here are for development.
+"""
+
+REGISTRY = "ghcr.io/aiact-project"
+VERSION = "0.1.0"
+
+DATA_IMAGE = f"{REGISTRY}/aiact-data:{VERSION}"
+TRAINING_IMAGE = f"{REGISTRY}/aiact-training:{VERSION}"
+EVALUATION_IMAGE = f"{REGISTRY}/aiact-evaluation:{VERSION}"
+CONTROL_IMAGE = f"{REGISTRY}/aiact-control:{VERSION}"

@@ -1,0 +1,1 @@
+"""Stage 6: serve the staged model in its own process and test its contract and predictions."""

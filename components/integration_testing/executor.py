@@ -1,0 +1,63 @@
+"""Integration testing executor: deploy the staged model to a local serving process (the
+integration environment), test it, record the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiact import lineage
+from aiact.evidence import build_report, write_report
+from aiact.featureset import load_feature_set
+from aiact.lineage import PropertyValue, RunInfo
+from aiact.model_package import load_model_package
+from aiact.policy import section
+from aiact.stage import stage_execution
+from components.integration_testing import core
+
+STAGE = "integration_testing"
+SAMPLE_ROWS = 200
+
+
+def run_integration_testing(
+    *,
+    run: RunInfo,
+    metadata_uri: str,
+    model_dir: Path,
+    model_uri: str,
+    registration_path: Path,
+    registration_uri: str,
+    feature_set_dir: Path,
+    feature_set_uri: str,
+    policy: dict[str, Any],
+    report_path: Path,
+    report_uri: str,
+) -> dict[str, PropertyValue]:
+    """Run the stage; raises GateFailed when a test fails."""
+    with stage_execution(STAGE, run, metadata_uri) as stage:
+        policy_digest = stage.read_policy(policy)
+        model = stage.read(lineage.MODEL, model_dir, model_uri, "model")
+        stage.read(lineage.MODEL_REGISTRATION, registration_path, registration_uri, "registration")
+        stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
+        package = load_model_package(model_dir)
+        sample = load_feature_set(feature_set_dir)["test"].raw.head(SAMPLE_ROWS)
+        with core.model_server(model_dir, package.manifest["model_name"]) as server:
+            gate, evidence = core.run_integration_tests(
+                server, package, sample, section(policy, "integration")
+            )
+        report = build_report(
+            "Integration test report",
+            gate,
+            {"model_sha256": model.content_sha256, "environment": "local-process", **evidence},
+            policy_sha256=policy_digest,
+        )
+        write_report(report_path, None, report)
+        stage.wrote(
+            lineage.INTEGRATION_TEST_REPORT,
+            report_path,
+            report_uri,
+            "integration_report",
+            {"passed": gate.passed},
+        )
+        gate.raise_if_failed()
+        return {"passed": True, "tests": len(gate.checks)}

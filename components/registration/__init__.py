@@ -1,0 +1,1 @@
+"""Stage 5: promote the evaluated model to `staging` with its evidence attached."""

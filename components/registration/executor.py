@@ -1,0 +1,64 @@
+"""Registration executor: check the evidence, write the registration, move the model's stage
+from `experimental` to `staging` in MLMD."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiact import lineage
+from aiact.evidence import write_json
+from aiact.lineage import RunInfo
+from aiact.stage import stage_execution
+from components.registration import core
+
+STAGE = "registration"
+
+
+def run_registration(
+    *,
+    run: RunInfo,
+    metadata_uri: str,
+    model_dir: Path,
+    model_uri: str,
+    evaluation_report_path: Path,
+    evaluation_report_uri: str,
+    dataset_dir: Path,
+    dataset_uri: str,
+    registration_path: Path,
+    registration_uri: str,
+) -> dict[str, Any]:
+    """Run the stage; returns the registration record."""
+    with stage_execution(STAGE, run, metadata_uri) as stage:
+        model = stage.read(lineage.MODEL, model_dir, model_uri, "model")
+        report = stage.read(
+            lineage.EVALUATION_REPORT,
+            evaluation_report_path,
+            evaluation_report_uri,
+            "evaluation_report",
+        )
+        dataset = stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
+        context = lineage.properties_of(stage.lineage.run_context(run.run_id))
+        manifest = json.loads((model_dir / "model.json").read_text())
+        record = core.registration_record(
+            model_name=manifest["model_name"],
+            model_sha256=model.content_sha256,
+            evaluation_report=json.loads(evaluation_report_path.read_text()),
+            evaluation_report_uri=evaluation_report_uri,
+            evaluation_report_sha256=report.content_sha256,
+            dataset_version=lineage.version_of(dataset.content_sha256),
+            code_commit=str(context.get("code_commit", "")),
+            run_id=run.run_id,
+        )
+        write_json(registration_path, record)
+        stage.wrote(
+            lineage.MODEL_REGISTRATION,
+            registration_path,
+            registration_uri,
+            "registration",
+            {k: v for k, v in record.items() if isinstance(v, str)},
+        )
+        stored = stage.lineage.require_artifact(lineage.MODEL, model.content_sha256)
+        stage.lineage.update_artifact(stored.id, {"stage": "staging"})
+        return record

@@ -1,0 +1,93 @@
+"""Training executor: read the feature set, train, package the model with its transform,
+record it in MLMD as an `experimental` candidate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from aiact import lineage
+from aiact.evidence import write_json
+from aiact.featureset import load_feature_set
+from aiact.lineage import PropertyValue, RunInfo
+from aiact.model_package import save_model_package
+from aiact.stage import stage_execution
+from aiact.transform import FittedTransform
+from components.training import core
+
+STAGE = "training"
+
+
+def run_training(
+    *,
+    run: RunInfo,
+    metadata_uri: str,
+    feature_set_dir: Path,
+    feature_set_uri: str,
+    transform_path: Path,
+    transform_uri: str,
+    hyperparameters: dict[str, Any],
+    seed: int,
+    model_name: str,
+    device: str,
+    model_dir: Path,
+    model_uri: str,
+    report_path: Path,
+    report_uri: str,
+) -> dict[str, PropertyValue]:
+    """Run the stage; returns the model's metadata."""
+    with stage_execution(STAGE, run, metadata_uri) as stage:
+        stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
+        stage.read(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
+        params = core.Hyperparameters.from_dict(hyperparameters)
+        splits = load_feature_set(feature_set_dir)
+        transform = FittedTransform.load(transform_path)
+        result = core.train_model(
+            splits["train"], splits["validation"], params, seed, core.select_device(device)
+        )
+        manifest = {
+            "model_name": model_name,
+            "architecture": {
+                "n_inputs": splits["train"].features.shape[1],
+                "hidden_units": list(params.hidden_units),
+                "dropout": params.dropout,
+            },
+            "feature_names": transform.feature_names,
+            "hyperparameters": asdict(params),
+            "seed": seed,
+            "threshold": 0.5,
+        }
+        save_model_package(model_dir, result.model, transform, manifest)
+        final = result.history[result.best_epoch - 1]
+        report = {
+            "hyperparameters": asdict(params),
+            "seed": seed,
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early,
+            "history": result.history,
+            "environment": result.environment,
+            "duration_s": result.duration_s,
+        }
+        write_json(report_path, report)
+        stage.wrote(lineage.TRAINING_REPORT, report_path, report_uri, "training_report")
+        metadata: dict[str, PropertyValue] = {
+            "model_name": model_name,
+            "stage": "experimental",
+            "seed": seed,
+            "hyperparameters": json.dumps(asdict(params), sort_keys=True),
+            "device": result.environment["device"],
+            "best_epoch": result.best_epoch,
+            "val_loss": round(final["val_loss"], 6),
+        }
+        stage.properties.update(
+            device=result.environment["device"], training_duration_s=result.duration_s
+        )
+        record = stage.wrote(lineage.MODEL, model_dir, model_uri, "model", metadata)
+        return {
+            **metadata,
+            "version": lineage.version_of(record.content_sha256),
+            "train_loss": round(final["train_loss"], 6),
+        }

@@ -1,0 +1,1 @@
+"""The compliance pipeline: its definition, its compiled (versioned) spec and its local runner."""

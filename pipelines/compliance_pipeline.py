@@ -1,0 +1,183 @@
+"""The executable compliance specification: eight stages wired by data dependencies, so no
+stage can run before the gate whose output it consumes has passed.
+
+Every task has caching disabled: a cached gate proves nothing, and each execution must be
+recorded in this run's lineage. Training requests one GPU on the cluster (CPU locally).
+"""
+
+from kfp import dsl, kubernetes
+
+from aiact.policy import load_policy
+from components.approval.component import approval
+from components.data_preparation.component import data_preparation
+from components.deployment.component import deployment
+from components.evaluation.component import evaluation
+from components.feature_engineering.component import feature_engineering
+from components.integration_testing.component import integration_testing
+from components.registration.component import registration
+from components.training.component import training
+
+PIPELINE_NAME = "aiact-compliance-pipeline"
+CONFIG_MAP = "aiact-config"
+S3_SECRET = "aiact-s3-credentials"
+DEFAULT_POLICY = load_policy()
+DEFAULT_HYPERPARAMETERS = {
+    "hidden_units": [32, 16],
+    "dropout": 0.1,
+    "learning_rate": 0.003,
+    "weight_decay": 0.0001,
+    "batch_size": 128,
+    "max_epochs": 60,
+    "patience": 6,
+}
+GPU_TYPE = "nvidia.com/gpu"
+TRAINING_RESOURCES = {"cpu": "4", "memory": "16G"}
+GPU_NODE_SELECTOR = ("nvidia.com/gpu.present", "true")
+
+
+def _configure(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Settings every stage shares: no caching, suite configuration from the ConfigMap."""
+    task.set_caching_options(False)
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=CONFIG_MAP,
+        config_map_key_to_env={
+            "AIACT_METADATA_URI": "AIACT_METADATA_URI",
+            "AIACT_ENVIRONMENT": "AIACT_ENVIRONMENT",
+        },
+    )
+    return task
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="EU AI Act compliance-grade training pipeline")
+def compliance_pipeline(
+    source_uri: str,
+    data_card_uri: str,
+    use_case: str = "credit",
+    gate_policy: dict = DEFAULT_POLICY,
+    hyperparameters: dict = DEFAULT_HYPERPARAMETERS,
+    seed: int = 42,
+    model_name: str = "credit-scoring",
+    training_device: str = "auto",
+    environment: str = "",
+    metadata_uri: str = "",
+    code_commit: str = "",
+    pipeline_spec_sha256: str = "",
+    approval_backend: str = "kubernetes",
+    requested_by: str = "",
+    approver_group: str = "aiact-approvers",
+    demo_approver: str = "",
+    approval_timeout_s: float = 86400.0,
+    deployment_strategy: str = "canary",
+    canary_percent: int = 10,
+    ledger_uri: str = "",
+):
+    """Data preparation -> features -> training -> evaluation -> registration -> integration
+    testing -> human approval -> deployment; each gate halts the run when it fails."""
+    run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+    data = _configure(
+        data_preparation(
+            source_uri=source_uri,
+            data_card_uri=data_card_uri,
+            use_case=use_case,
+            gate_policy=gate_policy,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+            code_commit=code_commit,
+            pipeline_spec_sha256=pipeline_spec_sha256,
+            environment=environment,
+        )
+    )
+    kubernetes.use_config_map_as_env(
+        data,
+        config_map_name=CONFIG_MAP,
+        config_map_key_to_env={"AIACT_S3_ENDPOINT": "AIACT_S3_ENDPOINT"},
+    )
+    kubernetes.use_secret_as_env(
+        data,
+        secret_name=S3_SECRET,
+        secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"},
+    )
+    features = _configure(
+        feature_engineering(
+            dataset=data.outputs["dataset"],
+            use_case=use_case,
+            gate_policy=gate_policy,
+            seed=seed,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
+    train = _configure(
+        training(
+            feature_set=features.outputs["feature_set"],
+            transform=features.outputs["transform"],
+            hyperparameters=hyperparameters,
+            seed=seed,
+            model_name=model_name,
+            device=training_device,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
+    train.set_accelerator_type(GPU_TYPE).set_accelerator_limit(1)
+    train.set_cpu_request(TRAINING_RESOURCES["cpu"]).set_cpu_limit(TRAINING_RESOURCES["cpu"])
+    train.set_memory_request(TRAINING_RESOURCES["memory"]).set_memory_limit(
+        TRAINING_RESOURCES["memory"]
+    )
+    kubernetes.add_node_selector(train, *GPU_NODE_SELECTOR)
+    kubernetes.add_toleration(train, key=GPU_TYPE, operator="Exists", effect="NoSchedule")
+    evaluate = _configure(
+        evaluation(
+            model=train.outputs["model"],
+            feature_set=features.outputs["feature_set"],
+            gate_policy=gate_policy,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
+    register = _configure(
+        registration(
+            model=train.outputs["model"],
+            evaluation_report=evaluate.outputs["evaluation_report"],
+            dataset=data.outputs["dataset"],
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
+    integrate = _configure(
+        integration_testing(
+            model=train.outputs["model"],
+            registration=register.outputs["registration"],
+            feature_set=features.outputs["feature_set"],
+            gate_policy=gate_policy,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
+    approve = _configure(
+        approval(
+            model=train.outputs["model"],
+            evaluation_report=evaluate.outputs["evaluation_report"],
+            integration_report=integrate.outputs["integration_report"],
+            model_name=model_name,
+            approval_backend=approval_backend,
+            requested_by=requested_by,
+            approver_group=approver_group,
+            demo_approver=demo_approver,
+            timeout_s=approval_timeout_s,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
+    _configure(
+        deployment(
+            model=train.outputs["model"],
+            approval=approve.outputs["approval"],
+            strategy=deployment_strategy,
+            canary_percent=canary_percent,
+            ledger_uri=ledger_uri,
+            run_id=run_id,
+            metadata_uri=metadata_uri,
+        )
+    )
