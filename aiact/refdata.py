@@ -224,7 +224,11 @@ def _clean_frame(
     )
     income = np.clip(np.exp(log_income) * (1 - 0.4 * drift), 1_200, 500_000).round(2)
 
-    p_own = np.clip(0.05 + 0.013 * (age - 18), 0.0, 0.8)
+    # Housing tenure is a proxy for sex (as tenure and similar attributes are in real credit
+    # files) but never enters the true label: a model only learns the proxy when the labels carry
+    # historical bias against women, which is what the fairness gate must then catch.
+    p_own = np.clip(0.05 + 0.013 * (age - 18), 0.0, 0.8) * np.where(sex == "female", 0.35, 1.6)
+    p_own = np.clip(p_own, 0.0, 0.9)
     p_free = np.where(young, 0.08, 0.04)
     housing = _choose(u["housing"], np.stack([p_own, 1 - p_own - p_free, p_free], axis=1))
 

@@ -108,7 +108,7 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
         "approval_backend": config.approvals_uri,
         "requested_by": "aiact-run-local",
         "demo_approver": config.demo_approver,
-        "approval_timeout_s": config.approval_timeout_s,
+        "approval_timeout_s": float(config.approval_timeout_s),
         "ledger_uri": config.ledger_uri,
         **config.overrides,
     }

@@ -81,6 +81,20 @@ def fairness(labels: np.ndarray, predicted: np.ndarray, sensitive: np.ndarray) -
     }
 
 
+def _widest_rate_gap(attribute: str, groups: dict[str, dict[str, float]]) -> str:
+    """Which error rate differs most between groups, and between which groups."""
+    gaps = []
+    for rate in ("true_positive_rate", "false_positive_rate"):
+        low = min(groups, key=lambda g: groups[g][rate])
+        high = max(groups, key=lambda g: groups[g][rate])
+        gaps.append((groups[high][rate] - groups[low][rate], rate, low, high))
+    _, rate, low, high = max(gaps)
+    return (
+        f"widest {rate} gap: {attribute}={high} {groups[high][rate]:.3f} "
+        f"vs {attribute}={low} {groups[low][rate]:.3f}"
+    )
+
+
 def baseline_accuracy(train: FeatureSplit, test: FeatureSplit) -> float:
     """Holdout accuracy of a logistic regression trained on the same features."""
     baseline = LogisticRegression(max_iter=1000, random_state=0)
@@ -139,6 +153,7 @@ def evaluate(
                 f"equalized_odds_difference[{attribute}]",
                 round(result["equalized_odds_difference"], 6),
                 declared[attribute]["max_equalized_odds_difference"],
+                _widest_rate_gap(attribute, groups),
             )
         )
     fpr, tpr, cut = roc_curve(labels, scores)

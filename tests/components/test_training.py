@@ -1,0 +1,62 @@
+"""Reproducible training: same seed, same weights (byte-identical packages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aiact.featureset import FeatureSplit
+from aiact.hashing import sha256_path
+from aiact.transform import FittedTransform
+from components.training.core import Hyperparameters, select_device, train_model
+from tests.components.conftest import train_package
+
+
+def test_same_seed_gives_identical_weights(
+    tmp_path: Path, clean_features: tuple[FittedTransform, dict[str, FeatureSplit]]
+) -> None:
+    first = train_package(tmp_path / "a", *clean_features, seed=3)
+    second = train_package(tmp_path / "b", *clean_features, seed=3)
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[name]), name
+    assert sha256_path(tmp_path / "a") == sha256_path(tmp_path / "b")
+    other = train_package(tmp_path / "c", *clean_features, seed=4)
+    assert sha256_path(tmp_path / "c") != sha256_path(tmp_path / "a")
+    assert not torch.equal(
+        other.model.state_dict()["network.0.weight"], first.model.state_dict()["network.0.weight"]
+    )
+
+
+def test_training_records_convergence_and_environment(
+    clean_features: tuple[FittedTransform, dict[str, FeatureSplit]],
+) -> None:
+    _, splits = clean_features
+    result = train_model(
+        splits["train"],
+        splits["validation"],
+        Hyperparameters(max_epochs=40, patience=3),
+        0,
+        select_device("auto"),
+    )
+    assert result.history[0]["val_loss"] > result.history[result.best_epoch - 1]["val_loss"]
+    assert result.environment["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert result.environment["torch_version"] == torch.__version__
+    assert 1 <= result.best_epoch <= len(result.history) <= 40
+
+
+def test_hyperparameters_are_validated() -> None:
+    params = Hyperparameters.from_dict({"hidden_units": [8.0], "max_epochs": 5.0, "dropout": 0})
+    assert params.hidden_units == (8,) and params.max_epochs == 5 and params.dropout == 0.0
+    with pytest.raises(ValueError, match="unknown hyperparameters \\['epochs'\\]"):
+        Hyperparameters.from_dict({"epochs": 3})
+    with pytest.raises(ValueError, match="max_epochs must be a whole number"):
+        Hyperparameters.from_dict({"max_epochs": 2.5})
+    with (
+        pytest.raises(RuntimeError, match="CUDA requested")
+        if not torch.cuda.is_available()
+        else pytest.raises(AssertionError)
+    ):
+        select_device("cuda")
+        raise AssertionError

@@ -1,0 +1,203 @@
+"""End to end: all eight stages through `kfp.local` (SubprocessRunner), each stage in its own
+process, lineage in a real embedded SQLite MLMD store read back with the ml-metadata API."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
+
+from aiact import cli, lineage
+from aiact.approval import backend_from_uri
+from aiact.lineage import connection_config
+from pipelines.local_run import LocalRunConfig, LocalRunResult, run_local
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalRunConfig, LocalRunResult]:
+    config = LocalRunConfig(workdir=tmp_path_factory.mktemp("clean"), demo_approver="dana")
+    return config, run_local(config)
+
+
+def _store(config: LocalRunConfig) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(connection_config(config.metadata_uri))
+
+
+def _props(node: object) -> dict:
+    return lineage.properties_of(node)
+
+
+def _producer(store: metadata_store.MetadataStore, artifact_id: int) -> mlmd_pb.Execution:
+    events = store.get_events_by_artifact_ids([artifact_id])
+    [execution_id] = [e.execution_id for e in events if e.type == mlmd_pb.Event.OUTPUT]
+    [execution] = store.get_executions_by_id([execution_id])
+    return execution
+
+
+def _inputs(store: metadata_store.MetadataStore, execution_id: int) -> dict[str, mlmd_pb.Artifact]:
+    events = store.get_events_by_execution_ids([execution_id])
+    roles = {e.artifact_id: e.path.steps[0].key for e in events if e.type == mlmd_pb.Event.INPUT}
+    return {roles[a.id]: a for a in store.get_artifacts_by_id(list(roles))}
+
+
+def _stages(config: LocalRunConfig, run_id: str) -> dict[str, str]:
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    return {e.stage: e.state for e in store.executions_of_run(run_id)}
+
+
+def test_clean_run_completes_all_eight_stages(
+    clean_run: tuple[LocalRunConfig, LocalRunResult],
+) -> None:
+    config, result = clean_run
+    assert result.succeeded, result.error
+    assert _stages(config, result.run_id) == {
+        stage: "COMPLETE"
+        for stage in (
+            "data_preparation",
+            "feature_engineering",
+            "training",
+            "evaluation",
+            "registration",
+            "integration_testing",
+            "approval",
+            "deployment",
+        )
+    }
+
+
+def test_deployed_model_traces_to_raw_data_code_evaluation_and_approval(
+    clean_run: tuple[LocalRunConfig, LocalRunResult],
+) -> None:
+    """Walks MLMD with the ml-metadata API directly, from the deployment to the raw dataset."""
+    config, result = clean_run
+    store = _store(config)
+    [deployment] = store.get_artifacts_by_type(lineage.DEPLOYMENT)
+    deploy_exec = _producer(store, deployment.id)
+    assert _props(deploy_exec)["stage"] == "deployment"
+    deploy_inputs = _inputs(store, deploy_exec.id)
+    model, approval = deploy_inputs["model"], deploy_inputs["approval"]
+    assert _props(model)["stage"] == "production"
+
+    approval_props = _props(approval)
+    assert approval_props["decision"] == "approved"
+    assert approval_props["approver"] == "demo:dana" and approval_props["kind"] == "demo"
+    assert approval_props["reason"] and approval_props["decided_at"]
+
+    training = _producer(store, model.id)
+    assert _props(training)["stage"] == "training"
+    feature_set = _inputs(store, training.id)["feature_set"]
+    features_exec = _producer(store, feature_set.id)
+    dataset = _inputs(store, features_exec.id)["dataset"]
+    prep_exec = _producer(store, dataset.id)
+    assert _props(prep_exec)["stage"] == "data_preparation"
+    prep_inputs = _inputs(store, prep_exec.id)
+    raw = prep_inputs["source"]
+    assert raw.uri.endswith("credit_applications.csv")
+    assert store.get_artifact_types_by_id([raw.type_id])[0].name == lineage.RAW_DATASET
+    assert {"data_card", "gate_policy"} <= set(prep_inputs)
+
+    consumers = {
+        e.execution_id
+        for e in store.get_events_by_artifact_ids([model.id])
+        if e.type == mlmd_pb.Event.INPUT
+    }
+    registrations = [
+        ex
+        for ex in store.get_executions_by_id(list(consumers))
+        if _props(ex)["stage"] == "registration"
+    ]
+    [registration_exec] = registrations
+    registration_inputs = _inputs(store, registration_exec.id)
+    events = store.get_events_by_execution_ids([registration_exec.id])
+    [registration_id] = [e.artifact_id for e in events if e.type == mlmd_pb.Event.OUTPUT]
+    [registration] = store.get_artifacts_by_id([registration_id])
+    attached = _props(registration)
+    assert attached["stage"] == "staging"
+    assert attached["evaluation_report_uri"] == registration_inputs["evaluation_report"].uri
+    assert attached["dataset_version"] == _props(dataset)["version"]
+    assert attached["pipeline_run_id"] == result.run_id
+
+    [context] = store.get_contexts_by_artifact(model.id)
+    run = _props(context)
+    assert context.name == result.run_id
+    assert run["pipeline_spec_sha256"] == result.pipeline_spec_sha256
+    assert "code_commit" in run and attached["code_commit"] == run["code_commit"]
+
+
+def test_biased_data_halts_at_the_evaluation_gate(tmp_path: Path) -> None:
+    config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", label_bias=0.5)
+    result = run_local(config)
+    assert not result.succeeded and "'evaluation'" in result.error
+    assert _stages(config, result.run_id) == {
+        "data_preparation": "COMPLETE",
+        "feature_engineering": "COMPLETE",
+        "training": "COMPLETE",
+        "evaluation": "FAILED",
+    }
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    [report] = store.artifacts_of_run(result.run_id, lineage.EVALUATION_REPORT)
+    assert _props(report)["passed"] is False
+    [evaluation] = [e for e in store.executions_of_run(result.run_id) if e.stage == "evaluation"]
+    assert "equalized_odds_difference[sex]" in str(evaluation.properties["gate_breaches"])
+    models = store.store.get_artifacts_by_type(lineage.MODEL)
+    assert [_props(m)["stage"] for m in models] == ["experimental"]
+
+
+def test_corrupted_data_halts_at_the_data_gate(tmp_path: Path) -> None:
+    config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", corruption=0.2)
+    result = run_local(config)
+    assert not result.succeeded and "'data-preparation'" in result.error
+    assert _stages(config, result.run_id) == {"data_preparation": "FAILED"}
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    [report] = store.artifacts_of_run(result.run_id, lineage.DATA_VALIDATION_REPORT)
+    assert _props(report)["passed"] is False
+    assert store.store.get_artifacts_by_type(lineage.MODEL) == []
+
+
+@pytest.mark.parametrize("verdict", ["approve", "reject"])
+def test_run_pauses_until_a_human_decides(tmp_path: Path, verdict: str) -> None:
+    config = LocalRunConfig(workdir=tmp_path, approval_timeout_s=300)
+    outcome: dict[str, LocalRunResult] = {}
+    worker = threading.Thread(target=lambda: outcome.setdefault("r", run_local(config)))
+    worker.start()
+    backend = backend_from_uri(config.approvals_uri)
+    deadline = time.monotonic() + 240
+    while not (pending := backend.pending()) and worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert len(pending) == 1, "the run never paused at approval"
+    time.sleep(1.0)
+    assert worker.is_alive(), "the run did not wait for the decision"
+    code = cli.main(
+        [
+            verdict,
+            pending[0].name,
+            "--approvals",
+            config.approvals_uri,
+            "--approver",
+            "alice",
+            "--reason",
+            "reviewed evaluation and tests",
+        ]
+    )
+    assert code == 0
+    worker.join(timeout=240)
+    result = outcome["r"]
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    [approval] = store.artifacts_of_run(result.run_id, lineage.APPROVAL)
+    assert (_props(approval)["approver"], _props(approval)["kind"]) == ("alice", "human")
+    if verdict == "approve":
+        assert result.succeeded and _stages(config, result.run_id)["deployment"] == "COMPLETE"
+    else:
+        assert not result.succeeded
+        stages = _stages(config, result.run_id)
+        assert stages["approval"] == "FAILED" and "deployment" not in stages
+        [execution] = [e for e in store.executions_of_run(result.run_id) if e.stage == "approval"]
+        assert "rejected by alice: reviewed evaluation and tests" in str(
+            execution.properties["error"]
+        )

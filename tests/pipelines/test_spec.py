@@ -1,0 +1,116 @@
+"""The compiled pipeline spec: fresh, self-hashed, GPU-requesting, credential-free, gated."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.spec import (
+    SPEC_PATH,
+    compile_documents,
+    embedded_sha256,
+    load_documents,
+    render,
+    spec_sha256,
+)
+
+STAGES = (
+    "data-preparation",
+    "feature-engineering",
+    "training",
+    "evaluation",
+    "registration",
+    "integration-testing",
+    "approval",
+    "deployment",
+)
+# Each stage consumes artefacts of the stage before it (a data dependency, not only ordering).
+CONSUMES = {
+    "feature-engineering": {"data-preparation"},
+    "training": {"feature-engineering"},
+    "evaluation": {"training", "feature-engineering"},
+    "registration": {"training", "evaluation", "data-preparation"},
+    "integration-testing": {"training", "registration", "feature-engineering"},
+    "approval": {"training", "evaluation", "integration-testing"},
+    "deployment": {"training", "approval"},
+}
+
+
+@pytest.fixture(scope="module")
+def documents() -> list[dict[str, Any]]:
+    return load_documents()
+
+
+def _tasks(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    tasks: dict[str, Any] = documents[0]["root"]["dag"]["tasks"]
+    return tasks
+
+
+def test_committed_spec_equals_a_fresh_compile() -> None:
+    assert SPEC_PATH.read_text() == render(compile_documents()), "run `aiact compile`"
+
+
+def test_embedded_hash_is_the_spec_hash(documents: list[dict[str, Any]]) -> None:
+    assert re.fullmatch(r"[0-9a-f]{64}", embedded_sha256(documents))
+    assert embedded_sha256(documents) == spec_sha256(documents)
+    documents[0]["root"]["dag"]["tasks"]["training"]["componentRef"]["name"] = "tampered"
+    assert spec_sha256(documents) != embedded_sha256(documents)
+
+
+def test_all_eight_stages_chained_by_artifacts(documents: list[dict[str, Any]]) -> None:
+    tasks = _tasks(documents)
+    assert set(tasks) == set(STAGES)
+    for task, producers in CONSUMES.items():
+        artifacts = tasks[task]["inputs"]["artifacts"].values()
+        consumed = {a["taskOutputArtifact"]["producerTask"] for a in artifacts}
+        assert consumed == producers, task
+
+
+def test_no_stage_is_cached(documents: list[dict[str, Any]]) -> None:
+    for name, task in _tasks(documents).items():
+        assert task["cachingOptions"].get("enableCache", False) is False, name
+
+
+def test_training_requests_one_gpu_and_resources(documents: list[dict[str, Any]]) -> None:
+    resources = documents[0]["deploymentSpec"]["executors"]["exec-training"]["container"][
+        "resources"
+    ]
+    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
+    assert resources["accelerator"]["resourceCount"] == "1"
+    assert (resources["resourceCpuRequest"], resources["resourceMemoryLimit"]) == ("4", "16G")
+    kubernetes = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    training = kubernetes["exec-training"]
+    assert training["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+    assert training["tolerations"][0]["key"] == "nvidia.com/gpu"
+    others = [e for name, e in kubernetes.items() if name != "exec-training"]
+    assert all("nodeSelector" not in e for e in others)
+
+
+def test_spec_contains_no_credentials() -> None:
+    text = SPEC_PATH.read_text()
+    for pattern in (
+        r"AKIA[0-9A-Z]{16}",
+        r"(?i)password\s*[:=]\s*\S+",
+        r"(?i)(secret_access_key|token)\s*[:=]\s*\S{16,}",
+    ):
+        assert not re.search(pattern, text), pattern
+    documents = list(yaml.safe_load_all(text))
+    executors = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name, executor in executors.items():
+        for secret in executor.get("secretAsEnv", []):
+            assert secret["secretName"] == "aiact-s3-credentials", name
+    defaults = documents[0]["root"]["inputDefinitions"]["parameters"]
+    assert defaults["metadata_uri"]["defaultValue"] == ""
+
+
+def test_images_are_the_stage_images(documents: list[dict[str, Any]]) -> None:
+    executors = documents[0]["deploymentSpec"]["executors"]
+    images = {name: e["container"]["image"] for name, e in executors.items()}
+    assert images["exec-training"].endswith("/aiact-training:0.1.0")
+    assert images["exec-data-preparation"].endswith("/aiact-data:0.1.0")
+    for executor in executors.values():
+        command = " ".join(executor["container"]["command"])
+        assert "pip install" not in command, "components must not install kfp at run time"
