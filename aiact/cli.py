@@ -12,6 +12,8 @@ from aiact.approval import APPROVED, REJECTED, ApprovalError, Decision, backend_
 from aiact.lineage import LineageError, LineageStore, properties_of
 
 DEFAULT_WORKDIR = Path(".aiact")
+APPROVALS_HELP = "local:/dir (run-local) or kubernetes://NAMESPACE (ModelApproval resources)"
+PLUGIN_COMMANDS = ("approve", "reject", "approvals")
 
 
 def _run_local(args: argparse.Namespace) -> int:
@@ -68,12 +70,22 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _decide(args: argparse.Namespace, verdict: str) -> int:
+    from aiact.approval.kubernetes import KubernetesApprovalBackend
     from components.approval.core import utc_now
 
     backend = backend_from_uri(args.approvals)
+    approver = args.approver or getpass.getuser()
+    if isinstance(backend, KubernetesApprovalBackend):
+        # The cluster's admission policy records a decision only under the requesting user.
+        approver = backend.current_user()
+        if args.approver and args.approver != approver:
+            raise ApprovalError(
+                f"--approver {args.approver!r} is not your Kubernetes identity {approver!r}: "
+                "the cluster accepts a decision only in the name of the user who sends it"
+            )
     decision = Decision(
         decision=verdict,
-        approver=args.approver or getpass.getuser(),
+        approver=approver,
         reason=args.reason,
         decided_at=utc_now(),
     )
@@ -82,13 +94,23 @@ def _decide(args: argparse.Namespace, verdict: str) -> int:
     return 0
 
 
+def _link(uri: str) -> str:
+    """A clickable form of an artefact URI (local paths become file:// URLs)."""
+    return Path(uri).as_uri() if uri.startswith("/") else uri
+
+
 def _pending(args: argparse.Namespace) -> int:
     for request in backend_from_uri(args.approvals).pending():
+        where = f"{request.name} --approvals {args.approvals} --reason ..."
         print(
             f"{request.name}  model={request.model_name}@{request.model_sha256[:12]} "
-            f"run={request.pipeline_run_id} expires={request.expires_at}\n"
-            f"    evaluation report: {request.evaluation_report_uri}\n"
-            f"    integration report: {request.integration_report_uri}"
+            f"run={request.pipeline_run_id} requested-by={request.requested_by} "
+            f"expires={request.expires_at}\n"
+            f"    evaluation report:  {_link(request.evaluation_report_uri)} "
+            f"(sha256 {request.evaluation_report_sha256[:12]})\n"
+            f"    integration report: {_link(request.integration_report_uri)} "
+            f"(sha256 {request.integration_report_sha256[:12]})\n"
+            f"    decide: aiact approve {where}  |  aiact reject {where}"
         )
     return 0
 
@@ -178,12 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
         decide = commands.add_parser(name, help=f"{name} a pending deployment")
         decide.add_argument("name")
         decide.add_argument("--reason", required=True)
-        decide.add_argument("--approver", help="defaults to the current user")
-        decide.add_argument("--approvals", default=approvals_default)
+        decide.add_argument(
+            "--approver",
+            help="defaults to the current user (with kubernetes:// always your cluster identity)",
+        )
+        decide.add_argument("--approvals", default=approvals_default, help=APPROVALS_HELP)
         decide.set_defaults(handler=lambda a, v=verdict: _decide(a, v))
 
     pending = commands.add_parser("approvals", help="list approvals awaiting a decision")
-    pending.add_argument("--approvals", default=approvals_default)
+    pending.add_argument("--approvals", default=approvals_default, help=APPROVALS_HELP)
     pending.set_defaults(handler=_pending)
 
     comp = commands.add_parser("compile", help="compile the pipeline into its versioned YAML")
@@ -220,3 +245,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aiact: {exc}", file=sys.stderr)
         return 2
     return code
+
+
+def kubectl_plugin_main(argv: list[str] | None = None) -> int:
+    """Entry point of the `kubectl-aiact` plugin: `kubectl aiact approve|reject|approvals`
+    against ModelApprovals in `-n NAMESPACE` (default: the kubeconfig context's namespace)."""
+    plugin = argparse.ArgumentParser(prog="kubectl aiact", add_help=False)
+    plugin.add_argument("-n", "--namespace", default="")
+    known, rest = plugin.parse_known_args(sys.argv[1:] if argv is None else argv)
+    if not rest or rest[0] not in PLUGIN_COMMANDS:
+        print(
+            "usage: kubectl aiact {approve,reject} NAME --reason TEXT [-n NAMESPACE]\n"
+            "       kubectl aiact approvals [-n NAMESPACE]",
+            file=sys.stderr,
+        )
+        return 2
+    if any(arg == "--approvals" or arg.startswith("--approvals=") for arg in rest):
+        print("kubectl aiact: use -n NAMESPACE instead of --approvals", file=sys.stderr)
+        return 2
+    return main([*rest, "--approvals", f"kubernetes://{known.namespace}"])

@@ -79,14 +79,19 @@ class ApprovalBackend(Protocol):
 
 
 def backend_from_uri(uri: str) -> ApprovalBackend:
-    """`local:/path/to/dir` for the file store; other schemes are not available yet."""
+    """`local:/path/to/dir` for the file store; `kubernetes://NAMESPACE` for ModelApproval
+    resources (in-cluster credentials, else the kubeconfig; no namespace: the current one)."""
     from pathlib import Path
 
     from aiact.approval.local import LocalApprovalBackend
 
     if uri.startswith("local:"):
         return LocalApprovalBackend(Path(uri.removeprefix("local:")))
+    if uri.startswith("kubernetes://"):
+        from aiact.approval.kubernetes import backend_for_namespace
+
+        return backend_for_namespace(uri.removeprefix("kubernetes://").strip("/"))
     raise ApprovalError(
-        f"approval backend {uri!r} is not available: this release supports local:/path only "
-        "(the Kubernetes ModelApproval backend is tracked in its own issue)"
+        f"approval backend {uri!r} is not available: use local:/path/to/dir or "
+        "kubernetes://NAMESPACE"
     )

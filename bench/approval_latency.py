@@ -1,0 +1,132 @@
+"""Approval latency: from a human's decision being written to the waiting approval stage resuming.
+
+Runs the real approval stage executor (watching a ModelApproval with the official kubernetes
+client, recording in a SQLite ML Metadata store) against the HTTP emulation of the Kubernetes API
+used by the tests (kmock, tests/aiact/k8s_emulator.py; not a real API server), writes the
+decision the way `aiact approve` does, and times until the stage has returned (decision seen
+through the watch and recorded in MLMD). Goal: under 1 s.
+
+    .venv/bin/python -m bench.approval_latency [--runs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from aiact import lineage
+from aiact.approval import APPROVED, Decision, backend_from_uri
+from aiact.hashing import sha256_path
+from aiact.lineage import ArtifactRecord, LineageStore, RunInfo
+from components.approval.core import utc_now
+from components.approval.executor import run_approval
+from tests.aiact.k8s_emulator import EmulatedApiServer, emulated_api_server
+
+NAMESPACE = "bench"
+
+
+def _stage_args(workdir: Path, metadata_uri: str, run: RunInfo) -> dict[str, Any]:
+    """Upstream artefacts recorded as outputs of completed stages, and the stage's arguments."""
+    model = workdir / "model"
+    model.mkdir()
+    (model / "model.pt").write_bytes(run.run_id.encode())
+    reports = {}
+    for role in ("evaluation_report", "integration_report"):
+        reports[role] = workdir / f"{role}.json"
+        reports[role].write_text(json.dumps({"run": run.run_id, "passed": True}))
+    store = LineageStore.connect(metadata_uri)
+    for type_name, path in (
+        (lineage.MODEL, model),
+        (lineage.EVALUATION_REPORT, reports["evaluation_report"]),
+        (lineage.INTEGRATION_TEST_REPORT, reports["integration_report"]),
+    ):
+        record = ArtifactRecord(type_name, str(path), sha256_path(path), "output")
+        store.record_execution(
+            run=run, stage="upstream", inputs=[], outputs=[record], succeeded=True, properties={}
+        )
+    return {
+        "metadata_uri": metadata_uri,
+        "backend_uri": f"kubernetes://{NAMESPACE}",
+        "model_name": "credit-scoring",
+        "model_dir": model,
+        "model_uri": str(model),
+        "evaluation_report_path": reports["evaluation_report"],
+        "evaluation_report_uri": str(reports["evaluation_report"]),
+        "integration_report_path": reports["integration_report"],
+        "integration_report_uri": str(reports["integration_report"]),
+        "requested_by": "carol",
+        "approver_group": "",
+        "demo_approver": "",
+        "timeout_s": 60.0,
+        "approval_path": workdir / "approval.json",
+        "approval_uri": str(workdir / "approval.json"),
+    }
+
+
+def measure_once(server: EmulatedApiServer, workdir: Path, index: int) -> float:
+    """Seconds from the decision PATCH being acknowledged to the stage returning."""
+    run = RunInfo(run_id=f"bench-{index}", pipeline_name="bench", environment="development")
+    args = _stage_args(workdir, f"sqlite://{workdir / 'mlmd.sqlite'}", run)
+    os.environ["KUBECONFIG"] = str(server.kubeconfig(workdir / "pipeline", "pipeline", NAMESPACE))
+    finished: dict[str, float] = {}
+
+    def stage() -> None:
+        run_approval(run=run, **args)
+        finished["at"] = time.perf_counter()
+
+    thread = threading.Thread(target=stage, daemon=True)
+    before = set(server.objects(NAMESPACE))
+    watches = sum(1 for action, _ in server.emulator.served if action == "watch")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while sum(1 for action, _ in server.emulator.served if action == "watch") == watches:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the stage never started watching")
+        time.sleep(0.01)
+    os.environ["KUBECONFIG"] = str(server.kubeconfig(workdir / "approver", "alice", NAMESPACE))
+    approver = backend_from_uri(f"kubernetes://{NAMESPACE}")
+    (name,) = set(server.objects(NAMESPACE)) - before
+    approver.decide(name, Decision(APPROVED, "alice", "bench", utc_now()))
+    written = time.perf_counter()
+    thread.join(30)
+    if "at" not in finished:
+        raise RuntimeError("the stage did not resume")
+    return finished["at"] - written
+
+
+def main() -> None:
+    """Measure and print the latency."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    runs = parser.parse_args().runs
+    samples = []
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        emulated_api_server() as server,
+        open(os.devnull, "w") as quiet,
+        contextlib.redirect_stdout(quiet),
+        contextlib.redirect_stderr(quiet),  # the stage's structured logs
+    ):
+        for index in range(runs):
+            workdir = Path(tmp) / str(index)
+            workdir.mkdir()
+            samples.append(measure_once(server, workdir, index))
+    ms = sorted(s * 1000 for s in samples)
+    print(
+        f"approval latency, decision written -> approval stage resumed and recorded "
+        f"({runs} runs, kmock HTTP emulation of the Kubernetes API on 127.0.0.1): "
+        f"median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms, min {ms[0]:.1f} ms "
+        f"(goal < 1000 ms: {'met' if ms[-1] < 1000 else 'MISSED'})"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,454 @@
+"""The Kubernetes approval backend, the real approval stage executor and the approver CLI, run
+unchanged against an HTTP emulation of the Kubernetes API (kmock's KubernetesEmulator with the
+fixes in tests/aiact/k8s_emulator.py) on 127.0.0.1.
+
+What that means: the official `kubernetes` client really talks HTTP, creates, gets, lists and
+patches ModelApprovals, streams watches, gets 409 on a duplicate create and 410 Gone on a compacted
+resourceVersion, and loses connections; but it is not a real API server, so no CRD schema, CEL
+rule, RBAC or admission policy is enforced here (tests/manifests/test_approval_crd.py checks those
+offline). The stage records its lineage in a real SQLite ML Metadata store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiact import cli, lineage
+from aiact.approval import ApprovalError, ApprovalRequest, backend_from_uri
+from aiact.approval.kubernetes import KubernetesApprovalBackend
+from aiact.hashing import sha256_path
+from aiact.lineage import ArtifactRecord, LineageStore, RunInfo, properties_of
+from components.approval.core import ApprovalExpired, ApprovalRejected
+from components.approval.executor import run_approval
+from tests.aiact.k8s_emulator import EmulatedApiServer, emulated_api_server
+
+REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "team-credit"
+BACKEND_URI = f"kubernetes://{NAMESPACE}"
+PIPELINE = f"system:serviceaccount:{NAMESPACE}:aiact-pipeline-runner"
+APPROVER = "alice@example.com"
+REQUESTER = "carol@example.com"
+
+
+@pytest.fixture
+def api() -> Iterator[EmulatedApiServer]:
+    with emulated_api_server() as server:
+        yield server
+
+
+@pytest.fixture
+def act_as(
+    api: EmulatedApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], Path]:
+    """Point $KUBECONFIG at a kubeconfig authenticating as the given user."""
+
+    def switch(user: str) -> Path:
+        path = api.kubeconfig(tmp_path / f"{user.replace(':', '_')}.kubeconfig", user, NAMESPACE)
+        monkeypatch.setenv("KUBECONFIG", str(path))
+        return path
+
+    return switch
+
+
+@pytest.fixture
+def stage_args(tmp_path: Path, sqlite_uri: str, run: RunInfo) -> dict[str, Any]:
+    """Arguments of the approval stage, with its upstream artefacts recorded in MLMD as the
+    outputs of completed stages (the stage refuses anything else)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.pt").write_bytes(b"weights")
+    evaluation = tmp_path / "evaluation_report.json"
+    evaluation.write_text(json.dumps({"gate": {"passed": True}}))
+    integration = tmp_path / "integration_report.json"
+    integration.write_text(json.dumps({"passed": True}))
+    store = LineageStore.connect(sqlite_uri)
+    for stage, type_name, path, role in (
+        ("registration", lineage.MODEL, model, "model"),
+        ("evaluation", lineage.EVALUATION_REPORT, evaluation, "evaluation_report"),
+        ("integration_testing", lineage.INTEGRATION_TEST_REPORT, integration, "report"),
+    ):
+        record = ArtifactRecord(type_name, f"s3://aiact/{path.name}", sha256_path(path), role)
+        store.record_execution(
+            run=run, stage=stage, inputs=[], outputs=[record], succeeded=True, properties={}
+        )
+    return {
+        "metadata_uri": sqlite_uri,
+        "backend_uri": BACKEND_URI,
+        "model_name": "credit-scoring",
+        "model_dir": model,
+        "model_uri": "s3://aiact/model",
+        "evaluation_report_path": evaluation,
+        "evaluation_report_uri": "s3://aiact/evaluation_report.json",
+        "integration_report_path": integration,
+        "integration_report_uri": "s3://aiact/integration_report.json",
+        "requested_by": REQUESTER,
+        "approver_group": "aiact-approvers",
+        "demo_approver": "",
+        "timeout_s": 20.0,
+        "approval_path": tmp_path / "approval.json",
+        "approval_uri": "s3://aiact/approval.json",
+    }
+
+
+class Stage(threading.Thread):
+    """The approval stage running in the background, as the paused pipeline task."""
+
+    def __init__(self, run: RunInfo, args: dict[str, Any]) -> None:
+        super().__init__(daemon=True)
+        self.stage_run, self.args = run, args
+        self.result: dict[str, Any] | None = None
+        self.error: BaseException | None = None
+        self.finished_at = 0.0
+
+    def run(self) -> None:
+        try:
+            self.result = dict(run_approval(run=self.stage_run, **self.args))
+        except BaseException as exc:
+            self.error = exc
+        self.finished_at = time.monotonic()
+
+    def outcome(self) -> dict[str, Any]:
+        self.join(15)
+        assert not self.is_alive(), "the stage is still waiting"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def _until(condition: Callable[[], Any], what: str, timeout_s: float = 10) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+def _watches(api: EmulatedApiServer) -> list[str]:
+    return [since for action, since in api.emulator.served if action == "watch"]
+
+
+def _start_stage(
+    api: EmulatedApiServer, act_as: Callable[[str], Path], run: RunInfo, args: dict[str, Any]
+) -> tuple[Stage, str]:
+    """Start the stage as the pipeline's service account; return it once it watches."""
+    act_as(PIPELINE)
+    stage = Stage(run, args)
+    stage.start()
+    (name,) = _until(lambda: api.objects(NAMESPACE), "the ModelApproval")
+    _until(lambda: _watches(api), "the stage's watch")
+    return stage, name
+
+
+def _cli(*argv: str) -> int:
+    return cli.main([*argv, "--approvals", BACKEND_URI])
+
+
+def _approval_properties(sqlite_uri: str, run_id: str) -> dict[str, Any]:
+    store = LineageStore.connect(sqlite_uri)
+    (approval,) = store.artifacts_of_run(run_id, lineage.APPROVAL)
+    return properties_of(approval)
+
+
+def test_approve_continues_and_mlmd_records_the_decision(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    run: RunInfo,
+    stage_args: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): the pipeline creates the
+    ModelApproval, a human approves with `aiact approve`, the stage resumes and MLMD holds who,
+    why and when."""
+    stage, name = _start_stage(api, act_as, run, stage_args)
+    spec = api.objects(NAMESPACE)[name]["spec"]
+    assert spec["requestedBy"] == REQUESTER and spec["model"]["name"] == "credit-scoring"
+    act_as(APPROVER)
+    assert _cli("approvals") == 0
+    listing = capsys.readouterr().out
+    assert name in listing and "evaluation report:  s3://aiact/evaluation_report.json" in listing
+    assert stage.is_alive(), "the stage did not wait for the decision"
+    assert _cli("approve", name, "--reason", "reviewed evaluation and integration reports") == 0
+    result = stage.outcome()
+    assert result["approver"] == APPROVER and result["decision"] == "approved"
+    stored = _approval_properties(stage_args["metadata_uri"], run.run_id)
+    assert stored["approver"] == APPROVER
+    assert stored["reason"] == "reviewed evaluation and integration reports"
+    assert str(stored["decided_at"]).startswith("20") and stored["kind"] == "human"
+    decision = api.objects(NAMESPACE)[name]["status"]["decision"]
+    assert (decision["verdict"], decision["approver"]) == ("approved", APPROVER)
+    executions = LineageStore.connect(stage_args["metadata_uri"]).executions_of_run(run.run_id)
+    assert executions[-1].stage == "approval" and executions[-1].state == "COMPLETE"
+
+
+def test_reject_fails_naming_approver_and_reason(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    run: RunInfo,
+    stage_args: dict[str, Any],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): a rejection written with the
+    kubectl plugin fails the stage with the approver and reason, recorded in MLMD."""
+    stage, name = _start_stage(api, act_as, run, stage_args)
+    act_as(APPROVER)
+    reason = "equalized odds for age band too wide"
+    assert cli.kubectl_plugin_main(["reject", name, "--reason", reason]) == 0
+    with pytest.raises(ApprovalRejected, match=re.escape(f"rejected by {APPROVER}: {reason}")):
+        stage.outcome()
+    assert _approval_properties(stage_args["metadata_uri"], run.run_id)["reason"] == reason
+    (execution,) = [
+        e
+        for e in LineageStore.connect(stage_args["metadata_uri"]).executions_of_run(run.run_id)
+        if e.stage == "approval"
+    ]
+    assert execution.state == "FAILED" and APPROVER in str(execution.properties["error"])
+
+
+def test_expiry_fails_the_stage(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    run: RunInfo,
+    stage_args: dict[str, Any],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): nobody decides before the
+    request expires, so the stage fails and the expired request is no longer pending."""
+    act_as(PIPELINE)
+    with pytest.raises(ApprovalExpired, match="expired: no decision within 1 s"):
+        run_approval(run=run, **{**stage_args, "timeout_s": 1.0})
+    (name,) = api.objects(NAMESPACE)
+    assert "status" not in api.objects(NAMESPACE)[name]
+    assert backend_from_uri(BACKEND_URI).pending() == []
+    act_as(APPROVER)
+    assert _cli("approve", name, "--reason", "too late") == 2  # refused: expired
+
+
+def test_spec_expiry_bounds_the_wait(api: EmulatedApiServer, act_as: Callable[[str], Path]) -> None:
+    """Against the kmock HTTP emulation (not a real API server): the wait ends when spec.expiry
+    passes, even with a longer timeout."""
+    act_as(PIPELINE)
+    backend = backend_from_uri(BACKEND_URI)
+    assert isinstance(backend, KubernetesApprovalBackend) and backend.namespace == NAMESPACE
+    expires = time.time() + 1
+    expiry = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(expires + 1))
+    backend.ensure_request(
+        ApprovalRequest(
+            "short-lived",
+            "m",
+            "a" * 64,
+            "u",
+            "b" * 64,
+            "u",
+            "c" * 64,
+            "r",
+            REQUESTER,
+            "",
+            "",
+            expiry,
+        )
+    )
+    started = time.monotonic()
+    assert backend.wait("short-lived", timeout_s=30) is None
+    assert time.monotonic() - started < 5
+
+
+def test_watch_resumes_after_a_dropped_connection(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    run: RunInfo,
+    stage_args: dict[str, Any],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): the server aborts the watch's
+    TCP connection; the stage reconnects from its last resourceVersion (no re-list) and still
+    sees the decision."""
+    stage, name = _start_stage(api, act_as, run, stage_args)
+    created = api.objects(NAMESPACE)[name]["metadata"]["resourceVersion"]
+    lists = sum(1 for action, _ in api.emulator.served if action == "list")
+    api.call(api.emulator.drop_watches())
+    _until(lambda: len(_watches(api)) >= 2, "a new watch after the drop")
+    assert _watches(api)[1] == created  # resumed from the resourceVersion it had seen
+    assert sum(1 for action, _ in api.emulator.served if action == "list") == lists
+    act_as(APPROVER)
+    assert _cli("approve", name, "--reason", "reviewed") == 0
+    assert stage.outcome()["approver"] == APPROVER
+
+
+def test_gone_triggers_a_relist_that_sees_the_decision(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    run: RunInfo,
+    stage_args: dict[str, Any],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): while the stage is disconnected
+    the decision is written and the history compacted, so its watch resumes into 410 Gone; it
+    re-lists and finds the decision there."""
+    stage, name = _start_stage(api, act_as, run, stage_args)
+    api.call(api.emulator.hold_watches(True))
+    api.call(api.emulator.drop_watches())
+    act_as(APPROVER)
+    assert _cli("approve", name, "--reason", "reviewed while you were away") == 0
+    api.call(api.emulator.compact())
+    api.call(api.emulator.hold_watches(False))
+    assert stage.outcome()["reason"] == "reviewed while you were away"
+    actions = [action for action, _ in api.emulator.served]
+    gone = actions.index("gone")
+    assert "list" in actions[gone:], actions
+
+
+def test_retried_component_reuses_its_approval(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    run: RunInfo,
+    stage_args: dict[str, Any],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): the first attempt (its own
+    process) creates the approval and is killed while waiting; the retry finds it (409 on
+    create) and resumes waiting on the same object."""
+    kubeconfig = act_as(PIPELINE)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            RETRY_SCRIPT,
+            json.dumps(run.__dict__),
+            json.dumps(stage_args, default=str),
+        ],
+        cwd=REPO,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        (name,) = _until(lambda: api.objects(NAMESPACE), "the first attempt's ModelApproval")
+        _until(lambda: _watches(api), "the first attempt's watch")
+    finally:
+        first.kill()
+        first.wait(10)
+    expiry = api.objects(NAMESPACE)[name]["spec"]["expiry"]
+    stage = Stage(run, stage_args)
+    stage.start()
+    _until(lambda: len(_watches(api)) >= 2, "the retry's watch")
+    act_as(APPROVER)
+    assert _cli("approve", name, "--reason", "reviewed") == 0
+    assert stage.outcome()["approval_name"] == name
+    assert list(api.objects(NAMESPACE)) == [name]
+    assert api.objects(NAMESPACE)[name]["spec"]["expiry"] == expiry
+    assert [a for a in api.emulator.served if a[0] == "CREATE"] == [("CREATE", name)]
+
+
+RETRY_SCRIPT = """
+import json, sys
+from pathlib import Path
+from aiact.lineage import RunInfo
+from components.approval.executor import run_approval
+args = json.loads(sys.argv[2])
+for key in ("model_dir", "evaluation_report_path", "integration_report_path", "approval_path"):
+    args[key] = Path(args[key])
+run_approval(run=RunInfo(**json.loads(sys.argv[1])), **args)
+"""
+
+
+def test_cli_decisions_are_final_and_bound_to_the_cluster_identity(
+    api: EmulatedApiServer,
+    act_as: Callable[[str], Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): the CLI records the caller's
+    Kubernetes identity (SelfSubjectReview), refuses another name, and refuses a second
+    decision; `kubectl aiact` uses the kubeconfig context's namespace."""
+    act_as(PIPELINE)
+    request = ApprovalRequest(
+        "cli-check", "m", "a" * 64, "/r/e.html", "b" * 64, "/r/i.json", "c" * 64, "r", REQUESTER,
+        "", "", "2099-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    backend_from_uri(BACKEND_URI).ensure_request(request)
+    act_as(APPROVER)
+    assert cli.kubectl_plugin_main(["approvals"]) == 0
+    assert "evaluation report:  file:///r/e.html" in capsys.readouterr().out
+    assert _cli("approve", "cli-check", "--approver", "bob", "--reason", "x") == 2
+    assert "is not your Kubernetes identity 'alice@example.com'" in capsys.readouterr().err
+    assert cli.kubectl_plugin_main(["approve", "cli-check", "-n", NAMESPACE, "--reason", "ok"]) == 0
+    assert _cli("reject", "cli-check", "--reason", "changed my mind") == 2
+    assert f"already approved by {APPROVER}: decisions are final" in capsys.readouterr().err
+    assert cli.kubectl_plugin_main(["trace"]) == 2
+
+
+def test_missing_credentials_are_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No API server needed: outside a pod and without a kubeconfig the backend says so."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "absent"))
+    with pytest.raises(ApprovalError, match="no Kubernetes credentials"):
+        backend_from_uri(BACKEND_URI)
+
+
+def test_unreachable_api_server_is_an_error_not_an_expiry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server), which is shut down while the
+    backend waits: it reconnects with a backoff until the deadline, then reports the lost API
+    instead of claiming the request expired."""
+    server = EmulatedApiServer()
+    server.start()
+    kubeconfig = server.kubeconfig(tmp_path / "pipeline.kubeconfig", PIPELINE, NAMESPACE)
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    backend = backend_from_uri(BACKEND_URI)
+    request = ApprovalRequest(
+        "lost", "m", "a" * 64, "u", "b" * 64, "u", "c" * 64, "r", REQUESTER, "", "",
+        "2099-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    backend.ensure_request(request)
+    threading.Timer(0.3, server.stop).start()
+    with pytest.raises(ApprovalError, match="lost the Kubernetes API while awaiting"):
+        backend.wait("lost", timeout_s=1.5)
+
+
+def test_kubectl_runs_the_plugin(
+    api: EmulatedApiServer, act_as: Callable[[str], Path], tmp_path: Path
+) -> None:
+    """Against the kmock HTTP emulation (not a real API server): the real `kubectl` finds
+    `kubectl-aiact` on PATH (as the console script installs it) and passes its arguments."""
+    act_as(PIPELINE)
+    request = ApprovalRequest(
+        "via-kubectl", "m", "a" * 64, "u", "b" * 64, "u", "c" * 64, "r", REQUESTER, "", "",
+        "2099-01-01T00:00:00+00:00",
+    )  # fmt: skip
+    backend_from_uri(BACKEND_URI).ensure_request(request)
+    plugin_dir = tmp_path / "bin"
+    plugin_dir.mkdir()
+    plugin = plugin_dir / "kubectl-aiact"
+    plugin.write_text(
+        f'#!/bin/sh\nexec "{sys.executable}" -c '
+        '"import sys; from aiact.cli import kubectl_plugin_main; sys.exit(kubectl_plugin_main())" '
+        '"$@"\n'
+    )
+    plugin.chmod(0o755)
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(act_as(APPROVER)),
+        "PATH": f"{plugin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO),
+    }
+    argv = [
+        "kubectl",
+        "aiact",
+        "approve",
+        "via-kubectl",
+        "-n",
+        NAMESPACE,
+        "--reason",
+        "looks right",
+    ]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"via-kubectl: approved by {APPROVER}" in done.stdout
+    assert api.objects(NAMESPACE)["via-kubectl"]["status"]["decision"]["reason"] == "looks right"
