@@ -73,10 +73,17 @@ class FittedTransform:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FittedTransform:
-        """Inverse of to_dict."""
+        """Inverse of to_dict. Column order comes from `feature_names` (the JSON mappings are
+        stored with sorted keys, which would otherwise reorder the model's inputs)."""
+        order = [name.split("=", 1)[0] for name in raw["feature_names"]]
+        columns = list(dict.fromkeys(order))
+        if set(columns) != set(raw["numeric"]) | set(raw["categorical"]):
+            raise ValueError("transform feature_names disagree with its numeric/categorical keys")
         return cls(
-            numeric={name: NumericParams(**p) for name, p in raw["numeric"].items()},
-            categorical={name: list(v) for name, v in raw["categorical"].items()},
+            numeric={n: NumericParams(**raw["numeric"][n]) for n in columns if n in raw["numeric"]},
+            categorical={
+                n: list(raw["categorical"][n]) for n in columns if n in raw["categorical"]
+            },
         )
 
     def save(self, path: Path) -> None:

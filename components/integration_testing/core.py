@@ -85,9 +85,14 @@ def run_integration_tests(
     server: ServerHandle,
     package: ModelPackage,
     sample: pd.DataFrame,
+    expected: np.ndarray,
     thresholds: dict[str, Any],
 ) -> tuple[GateResult, dict[str, Any]]:
-    """Every integration test; returns the gate and the per-test evidence."""
+    """Every integration test; returns the gate and the per-test evidence.
+
+    `expected` holds the probabilities evaluation saw for the sample's rows (scored from the
+    feature set's matrix), so the regression test catches any transform drift between
+    training and serving, not only between two copies of the served code path."""
     model_url = f"{server.base_url}/v1/models/{server.model_name}"
     checks: list[Check] = []
     evidence: dict[str, Any] = {}
@@ -115,7 +120,7 @@ def run_integration_tests(
         )
     )
 
-    offline = package.predict_records(sample[columns])
+    offline = expected
     served = (
         np.array([p["probability"] for p in predictions])
         if well_formed
@@ -127,7 +132,7 @@ def run_integration_tests(
             "prediction_mismatch_rate",
             round(mismatch, 6),
             thresholds["max_prediction_mismatch_rate"],
-            f"served vs offline probabilities, {len(records)} holdout rows, tol {TOLERANCE}",
+            f"served vs evaluated probabilities, {len(records)} holdout rows, tol {TOLERANCE}",
         )
     )
 

@@ -40,10 +40,12 @@ def run_integration_testing(
         stage.read(lineage.MODEL_REGISTRATION, registration_path, registration_uri, "registration")
         stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
         package = load_model_package(model_dir)
-        sample = load_feature_set(feature_set_dir)["test"].raw.head(SAMPLE_ROWS)
+        holdout = load_feature_set(feature_set_dir)["test"]
+        sample = holdout.raw.head(SAMPLE_ROWS)
+        expected = package.predict_proba(holdout.features[:SAMPLE_ROWS])
         with core.model_server(model_dir, package.manifest["model_name"]) as server:
             gate, evidence = core.run_integration_tests(
-                server, package, sample, section(policy, "integration")
+                server, package, sample, expected, section(policy, "integration")
             )
         report = build_report(
             "Integration test report",

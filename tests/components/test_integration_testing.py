@@ -22,9 +22,12 @@ def test_served_model_passes_contract_and_regression(
     policy: dict,
 ) -> None:
     directory, package = clean_package
-    sample = clean_features[1]["test"].raw.head(50)
+    holdout = clean_features[1]["test"]
+    sample, expected = holdout.raw.head(50), package.predict_proba(holdout.features[:50])
     with model_server(directory, "credit-scoring") as server:
-        gate, evidence = run_integration_tests(server, package, sample, policy["integration"])
+        gate, evidence = run_integration_tests(
+            server, package, sample, expected, policy["integration"]
+        )
     assert gate.passed, [c.describe() for c in gate.breaches]
     assert evidence["max_abs_difference"] <= 1e-6
     non_numeric = evidence["bad_requests"]["non_numeric"]
@@ -46,9 +49,10 @@ def test_a_different_model_behind_the_endpoint_fails_regression(
     buffer = io.BytesIO()
     torch.save(weights, buffer)
     (served / "weights.pt").write_bytes(buffer.getvalue())
-    sample = clean_features[1]["test"].raw.head(50)
+    holdout = clean_features[1]["test"]
+    sample, expected = holdout.raw.head(50), package.predict_proba(holdout.features[:50])
     with model_server(served, "credit-scoring") as server:
-        gate, _ = run_integration_tests(server, package, sample, policy["integration"])
+        gate, _ = run_integration_tests(server, package, sample, expected, policy["integration"])
         with urllib.request.urlopen(f"{server.base_url}/v1/models/credit-scoring") as response:
             assert json.loads(response.read())["ready"] is True
     assert [c.name for c in gate.breaches] == ["prediction_mismatch_rate"]
