@@ -4,6 +4,10 @@
 set -euo pipefail
 PACKAGES=(
   mariadb-server   # MLMD's MySQL backend, the production metadata path
+  # issue 3: a real S3 server (Ceph RADOS Gateway) for the storage tests (tests/aiact/s3_server.py)
+  radosgw
+  ceph-mon
+  ceph-osd
 )
 missing=()
 for package in "${PACKAGES[@]}"; do

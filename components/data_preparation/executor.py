@@ -8,15 +8,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from aiact import lineage
 from aiact.evidence import build_report, write_report
+from aiact.hashing import canonical_json, sha256_bytes, sha256_json, sha256_path
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
 from aiact.specs import load_feature_spec, spec_text
 from aiact.stage import stage_execution
-from aiact.storage import fetch
+from aiact.storage import fetch, store_version
 from components.data_preparation import core
 
 STAGE = "data_preparation"
@@ -26,6 +28,7 @@ REQUIRED_CARD_FIELDS = (
     "owner",
     "origin",
     "licence",
+    "collection_date",
     "intended_use",
     "protected_attributes",
 )
@@ -45,6 +48,12 @@ def read_data_card(path: Path) -> dict[str, Any]:
     return card
 
 
+def _card_properties(card: dict[str, Any]) -> dict[str, PropertyValue]:
+    """The data card fields recorded on its MLMD artefact."""
+    keys = ("name", "version", "owner", "origin", "licence", "collection_date", "intended_use")
+    return {key: str(card[key]) for key in keys if card.get(key)}
+
+
 def run_data_preparation(
     *,
     run: RunInfo,
@@ -58,9 +67,14 @@ def run_data_preparation(
     report_path: Path,
     report_uri: str,
     report_html_path: Path,
+    baseline_dataset_dir: Path | None = None,
 ) -> dict[str, PropertyValue]:
-    """Run the stage; returns the dataset's metadata. Raises GateFailed on a breach."""
+    """Run the stage; returns the dataset's metadata. Raises GateFailed on a breach.
+
+    `baseline_dataset_dir` (a dataset this stage produced before, e.g. the training data of the
+    serving model) adds the drift checks; it must have passed this gate itself."""
     spec = load_feature_spec(use_case)
+    thresholds = section(policy, "data_quality")
     with (
         stage_execution(STAGE, run, metadata_uri) as stage,
         tempfile.TemporaryDirectory() as scratch,
@@ -68,52 +82,82 @@ def run_data_preparation(
         policy_digest = stage.read_policy(policy)
         source = fetch(source_uri, Path(scratch))
         card_path = fetch(data_card_uri, Path(scratch))
-        stage.read(lineage.RAW_DATASET, source, source_uri, "source", upstream=False)
+        raw = stage.read(lineage.RAW_DATASET, source, source_uri, "source", upstream=False)
+        stage.properties["input_version"] = lineage.version_of(raw.content_sha256)
         card = read_data_card(card_path)
-        stage.read(
+        card_record = stage.read(
             lineage.DATA_CARD,
             card_path,
             data_card_uri,
             "data_card",
             upstream=False,
-            properties={"name": str(card["name"]), "owner": str(card["owner"])},
+            properties=_card_properties(card),
         )
-        frame = core.read_table(source)
+        baseline = None
+        if baseline_dataset_dir is not None:
+            stage.read(lineage.DATASET, baseline_dataset_dir, str(baseline_dataset_dir), "baseline")
+            baseline = pd.read_csv(baseline_dataset_dir / DATA_FILE)
+        schema_text = spec_text(use_case, "schema.pbtxt")
         schema_path = Path(scratch) / "schema.pbtxt"
-        schema_path.write_text(spec_text(use_case, "schema.pbtxt"))
-        outcome = core.evaluate_source(
-            frame,
-            schema_path,
-            section(policy, "data_quality"),
-            label=spec.label,
-            protected_attributes=spec.protected_attributes,
-        )
-        report = build_report(
-            "Data quality report",
-            outcome.gate,
-            {"source": {"uri": source_uri, "data_card": card["name"]}, **outcome.evidence},
-            policy_sha256=policy_digest,
-        )
+        schema_path.write_text(schema_text)
+        source_section: dict[str, Any] = {
+            "uri": source_uri,
+            **{f"data_card.{k}": v for k, v in _card_properties(card).items()},
+            "schema_sha256": sha256_bytes(schema_text.encode()),
+        }
+        try:
+            frame = core.read_table(source)
+        except core.DataSourceError as exc:
+            gate = core.source_failure(source.name, exc)
+            sections: dict[str, Any] = {"source": source_section}
+        else:
+            outcome = core.evaluate_source(
+                frame,
+                schema_path,
+                thresholds,
+                label=spec.label,
+                protected_attributes=spec.protected_attributes,
+                baseline=baseline,
+            )
+            gate = outcome.gate
+            before = core.statistics_digest(frame)
+            stage.properties["statistics_before"] = canonical_json(before).decode()
+            stage.properties["statistics_before_sha256"] = sha256_json(before)
+            sections = {"source": source_section, **outcome.evidence}
+            sections["statistics_before"] = before
+        report = build_report("Data quality report", gate, sections, policy_sha256=policy_digest)
         write_report(report_path, report_html_path, report)
         stage.wrote(
             lineage.DATA_VALIDATION_REPORT,
             report_path,
             report_uri,
             "validation_report",
-            {"passed": outcome.gate.passed},
+            {"passed": gate.passed},
         )
-        outcome.gate.raise_if_failed()
+        gate.raise_if_failed()
 
         prepared = core.prepare(frame)
+        after = core.statistics_digest(prepared)
+        stage.properties["statistics_after"] = canonical_json(after).decode()
+        stage.properties["statistics_after_sha256"] = sha256_json(after)
         dataset_dir.mkdir(parents=True, exist_ok=True)
-        prepared.to_csv(dataset_dir / DATA_FILE, index=False)
+        prepared.to_csv(dataset_dir / DATA_FILE, index=False, lineterminator="\n")
         shutil.copyfile(card_path, dataset_dir / "data_card.yaml")
         shutil.copyfile(schema_path, dataset_dir / "schema.pbtxt")
+        version = lineage.version_of(sha256_path(dataset_dir))
+        stored = store_version(dataset_dir, version)
         metadata: dict[str, PropertyValue] = {
             "rows": len(prepared),
             "columns": len(prepared.columns),
             "dropped_duplicates": len(frame) - len(prepared),
             "data_card": str(card["name"]),
+            "data_card_sha256": card_record.content_sha256,
+            "schema_sha256": str(source_section["schema_sha256"]),
+            "source_uri": source_uri,
+            "statistics_sha256": sha256_json(after),
         }
-        record = stage.wrote(lineage.DATASET, dataset_dir, dataset_uri, "dataset", metadata)
-        return {**metadata, "version": lineage.version_of(record.content_sha256)}
+        if stored:
+            metadata["stored_uri"] = stored
+        stage.wrote(lineage.DATASET, dataset_dir, dataset_uri, "dataset", metadata)
+        stage.properties["output_version"] = version
+        return {**metadata, "version": version}

@@ -17,14 +17,31 @@ from aiact.transform import FittedTransform, fit_transform
 GATE = "feature_spec"
 
 
+def strata(frame: pd.DataFrame, spec: FeatureSpec, min_size: int = 20) -> pd.Series:
+    """Stratum of each row: label and every protected attribute. Rows of a combination with
+    fewer than `min_size` rows are pooled by label; a pool still that small joins the largest
+    stratum of its label (a split needs several members of each stratum)."""
+    label = frame[spec.label].astype(str)
+    full = label.copy()
+    for column in spec.protected_attributes:
+        full = full + "|" + frame[column].astype(str)
+    keys = full.where(full.map(full.value_counts()) >= min_size, label)
+    for value, count in keys.value_counts().items():
+        if count < min_size and value in set(label):
+            largest = full[(label == value) & (keys != value)].value_counts()
+            if len(largest):
+                keys = keys.where(keys != value, largest.index[0])
+    return keys
+
+
 def split_frame(
     frame: pd.DataFrame, spec: FeatureSpec, seed: int, holdout: float = 0.3
 ) -> dict[str, pd.DataFrame]:
-    """70/15/15 split, stratified by label and the first protected attribute."""
-    strata = frame[spec.label].astype(str) + "|" + frame[spec.protected_attributes[0]].astype(str)
-    train, rest = train_test_split(frame, test_size=holdout, random_state=seed, stratify=strata)
+    """70/15/15 split, deterministic for a seed, stratified by label and protected groups."""
+    stratum = strata(frame, spec)
+    train, rest = train_test_split(frame, test_size=holdout, random_state=seed, stratify=stratum)
     validation, test = train_test_split(
-        rest, test_size=0.5, random_state=seed, stratify=strata.loc[rest.index]
+        rest, test_size=0.5, random_state=seed, stratify=stratum.loc[rest.index]
     )
     return {
         name: part.sort_index().reset_index(drop=True)
@@ -33,10 +50,18 @@ def split_frame(
 
 
 def schema_checks(frame: pd.DataFrame, spec: FeatureSpec) -> list[Check]:
-    """The produced schema must match the specification: every declared column present."""
+    """The input schema must match the specification: every declared column present."""
     required = (*spec.input_columns, spec.label, *spec.protected_attributes)
     missing = [c for c in required if c not in frame.columns]
     return [must_hold("schema_matches_spec", not missing, f"missing columns: {missing}")]
+
+
+def declared_feature_names(spec: FeatureSpec) -> list[str]:
+    """The model inputs the specification declares, in order (one-hot columns as name=value)."""
+    names = [f.name for f in spec.numeric]
+    for categorical in spec.categorical:
+        names += [f"{categorical.name}={value}" for value in categorical.vocabulary]
+    return names
 
 
 def range_checks(frame: pd.DataFrame, spec: FeatureSpec, limit: float) -> list[Check]:
@@ -91,12 +116,20 @@ def engineer_features(
         )
     finite = all(bool(np.isfinite(s.features).all()) for s in splits.values())
     checks.append(must_hold("features_finite", finite, "every transformed value is finite"))
+    declared = declared_feature_names(spec)
+    checks.append(
+        must_hold(
+            "feature_names_match_spec",
+            transform.feature_names == declared,
+            f"produced {len(transform.feature_names)} features, declared {len(declared)}",
+        )
+    )
     width = {s.features.shape[1] for s in splits.values()}
     checks.append(
         must_hold(
             "feature_width_matches_spec",
-            width == {len(transform.feature_names)},
-            f"matrix widths {sorted(width)} vs {len(transform.feature_names)} declared features",
+            width == {len(declared)},
+            f"matrix widths {sorted(width)} vs {len(declared)} declared features",
         )
     )
     return GateResult(GATE, tuple(checks)), transform, splits

@@ -11,25 +11,16 @@ import pandas as pd
 from aiact import lineage
 from aiact.evidence import build_report, write_report
 from aiact.featureset import save_feature_set
-from aiact.hashing import sha256_json
+from aiact.hashing import canonical_json, sha256_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
 from aiact.specs import load_feature_spec
 from aiact.stage import stage_execution
+from components.data_preparation.core import statistics_digest
 from components.data_preparation.executor import DATA_FILE
 from components.feature_engineering import core
 
 STAGE = "feature_engineering"
-
-
-def statistics_digest(frame: pd.DataFrame) -> dict[str, Any]:
-    """A compact description of a table, hashed into lineage before and after the step."""
-    numeric = frame.select_dtypes("number")
-    return {
-        "rows": len(frame),
-        "columns": len(frame.columns),
-        "means": {c: round(float(v), 6) for c, v in numeric.mean().items()},
-    }
 
 
 def run_feature_engineering(
@@ -52,9 +43,11 @@ def run_feature_engineering(
     spec = load_feature_spec(use_case)
     with stage_execution(STAGE, run, metadata_uri) as stage:
         policy_digest = stage.read_policy(policy)
-        stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
+        read = stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
+        stage.properties["input_version"] = lineage.version_of(read.content_sha256)
         frame = pd.read_csv(dataset_dir / DATA_FILE)
         before = statistics_digest(frame)
+        stage.properties["statistics_before"] = canonical_json(before).decode()
         gate, transform, splits = core.engineer_features(
             frame, spec, section(policy, "features"), seed
         )
@@ -66,6 +59,7 @@ def run_feature_engineering(
             )
             sections["statistics_after_train"] = after
             sections["split_rows"] = {name: len(s.raw) for name, s in splits.items()}
+            stage.properties["statistics_after"] = canonical_json(after).decode()
             stage.properties["statistics_after_sha256"] = sha256_json(after)
         report = build_report(
             "Feature specification report", gate, sections, policy_sha256=policy_digest
@@ -92,4 +86,6 @@ def run_feature_engineering(
         record = stage.wrote(
             lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set", metadata
         )
-        return {**metadata, "version": lineage.version_of(record.content_sha256)}
+        version = lineage.version_of(record.content_sha256)
+        stage.properties["output_version"] = version
+        return {**metadata, "version": version}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -38,15 +39,16 @@ def _gate(frame: pd.DataFrame, schema_path: Path, policy: dict) -> core.QualityO
 def test_clean_data_passes(schema_path: Path, policy: dict) -> None:
     outcome = _gate(generate_credit_data(3000, seed=3), schema_path, policy)
     assert outcome.gate.passed, [c.describe() for c in outcome.gate.breaches]
-    assert outcome.evidence["anomalies"] == []
+    assert list(outcome.evidence["anomalies"]) == ["none"]
+    names = {c.name for c in outcome.gate.checks}
+    assert {"share[sex=female]", "share[creditworthy=0]", "label_leakage[income]"} <= names
 
 
 def test_corrupted_data_fails_naming_columns_and_rules(schema_path: Path, policy: dict) -> None:
     outcome = _gate(generate_credit_data(3000, seed=3, corruption=0.2), schema_path, policy)
     breached = {c.name for c in outcome.gate.breaches}
-    assert {"anomalies", "duplicate_rate"} <= breached
-    anomalous = {a["column"] for a in outcome.evidence["anomalies"]}
-    assert {"income", "age", "debt_to_income"} <= anomalous
+    assert {"schema[income]", "schema[age]", "schema[debt_to_income]", "duplicate_rate"} <= breached
+    assert {"income", "age", "debt_to_income"} <= set(outcome.evidence["anomalies"])
 
 
 def test_missing_protected_attribute_fails(schema_path: Path, policy: dict) -> None:
@@ -60,14 +62,30 @@ def test_unreadable_source_is_a_specific_error(tmp_path: Path) -> None:
     empty.write_text("")
     with pytest.raises(core.DataSourceError, match=r"empty\.csv: cannot be read as a table"):
         core.read_table(empty)
-    with pytest.raises(core.DataSourceError, match=r"unsupported format '\.xlsx'"):
+    with pytest.raises(core.DataSourceError, match=r"unsupported format '\.xlsx'") as info:
         core.read_table(tmp_path / "data.xlsx")
+    assert info.value.rule == "format"
+
+
+def test_parquet_and_csv_sources_read_the_same(tmp_path: Path) -> None:
+    frame = generate_credit_data(200, seed=3)
+    frame.to_parquet(tmp_path / "d.parquet", index=False)
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    parquet, csv = core.read_table(tmp_path / "d.parquet"), core.read_table(tmp_path / "d.csv")
+    pd.testing.assert_frame_equal(parquet, csv)
+
+
+def test_label_association_scores_leak_and_ignores_noise() -> None:
+    label = pd.Series([0, 1] * 500)
+    assert core.label_association(label.map({0: "no", 1: "yes"}), label) == 1.0
+    assert core.label_association(pd.Series(range(1000)), label) == pytest.approx(0.5, abs=0.01)
+    assert math.isnan(core.label_association(pd.Series(["x"] * 1000), label))  # constant
 
 
 def test_executor_records_failed_gate_evidence(tmp_path: Path, policy: dict, run: RunInfo) -> None:
     data = write_reference_dataset(tmp_path / "src", rows=2000, seed=1, corruption=0.2)
     uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
-    with pytest.raises(GateFailed, match="gate 'data_quality' failed: anomalies="):
+    with pytest.raises(GateFailed, match=r"gate 'data_quality' failed: .*schema\[income\]=false"):
         run_data_preparation(
             run=run,
             metadata_uri=uri,
@@ -83,7 +101,8 @@ def test_executor_records_failed_gate_evidence(tmp_path: Path, policy: dict, run
         )
     store = LineageStore.connect(uri)
     [execution] = store.executions_of_run(run.run_id)
-    assert execution.state == "FAILED" and "anomalies" in str(execution.properties["gate_breaches"])
+    assert execution.state == "FAILED"
+    assert "schema[income]" in str(execution.properties["gate_breaches"])
     [report] = store.artifacts_of_run(run.run_id, lineage.DATA_VALIDATION_REPORT)
     assert lineage.properties_of(report)["passed"] is False
     assert store.artifacts_of_run(run.run_id, lineage.DATASET) == []
@@ -114,7 +133,15 @@ def test_rerun_on_unchanged_input_creates_no_new_version(
         versions.append(metadata["version"])
     assert versions[0] == versions[1]
     store = LineageStore.connect(uri)
-    assert len(store.store.get_artifacts_by_type(lineage.DATASET)) == 1
+    [dataset] = store.store.get_artifacts_by_type(lineage.DATASET)
+    recorded = lineage.properties_of(dataset)
+    assert recorded["version"] == versions[0] and recorded["rows"] == 2000
+    assert recorded["data_card"] == "credit-applications-reference"
+    assert len(str(recorded["schema_sha256"])) == 64
+    [execution, _] = store.store.get_executions()
+    digest = lineage.properties_of(execution)
+    assert digest["input_version"] and digest["output_version"] == versions[0]
+    assert digest["statistics_before_sha256"] and digest["statistics_after_sha256"]
 
 
 def test_data_card_without_required_fields_is_refused(

@@ -6,7 +6,12 @@ import numpy as np
 
 from aiact.refdata import generate_credit_data
 from aiact.specs import load_feature_spec
-from components.feature_engineering.core import engineer_features, split_frame
+from components.feature_engineering.core import (
+    declared_feature_names,
+    engineer_features,
+    split_frame,
+    strata,
+)
 
 
 def test_split_is_deterministic_stratified_and_disjoint() -> None:
@@ -48,3 +53,31 @@ def test_missing_declared_column_fails_before_fitting(policy: dict) -> None:
     )
     assert not gate.passed and transform is None and splits == {}
     assert "income" in gate.breaches[0].detail
+
+
+def test_split_is_stratified_by_every_protected_attribute() -> None:
+    frame = generate_credit_data(4000, seed=5)
+    parts = split_frame(frame, load_feature_spec("credit"), seed=1)
+    for band in ("18-25", "61+"):
+        shares = [(p["age_band"] == band).mean() for p in parts.values()]
+        assert max(shares) - min(shares) < 0.01, band
+
+
+def test_rare_strata_fall_back_to_the_label() -> None:
+    frame = generate_credit_data(2000, seed=5)
+    frame.loc[:4, "age_band"] = "99+"  # five rows: too few to stratify on
+    keys = strata(frame, load_feature_spec("credit"))
+    assert not keys[:5].str.contains("99+", regex=False).any()
+    assert (keys[:5].str[0] == frame.loc[:4, "creditworthy"].astype(str)).all()
+    assert keys[5:].str.count("\\|").eq(2).mean() > 0.95
+    parts = split_frame(frame, load_feature_spec("credit"), seed=1)
+    assert sum(len(p) for p in parts.values()) == len(frame)
+
+
+def test_feature_names_must_match_the_spec(policy: dict) -> None:
+    spec = load_feature_spec("credit")
+    gate, transform, _ = engineer_features(
+        generate_credit_data(2000, seed=5), spec, policy["features"], seed=1
+    )
+    assert transform is not None and transform.feature_names == declared_feature_names(spec)
+    assert "feature_names_match_spec" in {c.name for c in gate.checks if c.passed}

@@ -1,0 +1,132 @@
+"""Benchmark: the data quality gate on a CSV of 1M rows x 20 columns, beside TFDV's own
+`generate_statistics_from_csv` on the same file. Each side runs in a fresh process; the figures
+are its wall time after imports (importing TFDV costs each side ~5 s) and its peak resident
+memory (whole process, imports included).
+
+    python bench/data_gate_bench.py [--rows 1000000] [--workdir /tmp/aiact-bench]
+
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+COLUMNS = 20
+
+
+def make_inputs(rows: int, workdir: Path) -> tuple[Path, Path]:
+    """The reference data (18 columns) plus two numeric columns, and a schema declaring all 20."""
+    from aiact.refdata import CATEGORIES, generate_credit_data
+    from aiact.specs import load_feature_spec
+    from components.data_preparation.schema import draft_schema
+
+    data, schema = workdir / f"credit_{rows}.csv", workdir / f"schema_{rows}.pbtxt"
+    if data.exists() and schema.exists():
+        return data, schema
+    frame = generate_credit_data(rows, seed=0)
+    rng = np.random.default_rng(0)
+    frame["utilisation"] = rng.uniform(0, 1, rows).round(4)
+    frame["inquiries_12m"] = rng.poisson(1.5, rows)
+    assert len(frame.columns) == COLUMNS
+    frame.to_csv(data, index=False)
+    spec = load_feature_spec("credit")
+    schema.write_text(str(draft_schema(frame.head(50_000), spec, CATEGORIES)))
+    return data, schema
+
+
+def run_gate(data: Path, schema: Path) -> dict[str, object]:
+    """The gate as the stage runs it: read the table, TFDV statistics and anomalies, checks.
+    TFDV is imported before the clock starts, as on the other side."""
+    import tensorflow_data_validation  # noqa: F401
+
+    from aiact.policy import load_policy
+    from components.data_preparation import core
+
+    started = time.perf_counter()
+    frame = core.read_table(data)
+    outcome = core.evaluate_source(
+        frame,
+        schema,
+        load_policy()["data_quality"],
+        label="creditworthy",
+        protected_attributes=("sex", "age_band"),
+    )
+    return {
+        "seconds": time.perf_counter() - started,
+        "passed": outcome.gate.passed,
+        "breaches": [c.name for c in outcome.gate.breaches],
+    }
+
+
+def run_tfdv(data: Path) -> dict[str, object]:
+    """TFDV's own CSV statistics (Apache Beam, DirectRunner)."""
+    import tensorflow_data_validation as tfdv
+
+    started = time.perf_counter()
+    statistics = tfdv.generate_statistics_from_csv(str(data))
+    rows = statistics.datasets[0].num_examples
+    return {"seconds": time.perf_counter() - started, "rows_seen": rows}
+
+
+def measure(kind: str, data: Path, schema: Path) -> dict[str, object]:
+    """Run one side in a child process; add its peak RSS."""
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--worker", kind, str(data), str(schema)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert child.stdout is not None
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"{kind} worker failed with status {status}")
+    result: dict[str, object] = json.loads(output.decode().strip().splitlines()[-1])
+    result["peak_rss_mb"] = usage.ru_maxrss / 1024  # Linux: kilobytes
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/aiact-bench"))
+    parser.add_argument("--worker", nargs=3, metavar=("KIND", "DATA", "SCHEMA"))
+    args = parser.parse_args()
+    if args.worker:
+        kind, data, schema = args.worker
+        result = run_gate(Path(data), Path(schema)) if kind == "gate" else run_tfdv(Path(data))
+        print(json.dumps(result))
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    data, schema = make_inputs(args.rows, args.workdir)
+    size_mb = data.stat().st_size / 2**20
+    print(f"input: {args.rows:,} rows x {COLUMNS} columns, {size_mb:.0f} MiB CSV ({data})")
+    results = {kind: measure(kind, data, schema) for kind in ("gate", "tfdv")}
+    print(f"{'':34}{'seconds':>10}{'rows/s':>12}{'peak MiB':>10}")
+    labels = {
+        "gate": "aiact data gate (read+TFDV+checks)",
+        "tfdv": "tfdv.generate_statistics_from_csv",
+    }
+    for kind, result in results.items():
+        seconds = float(str(result["seconds"]))
+        print(
+            f"{labels[kind]:34}{seconds:10.1f}{args.rows / seconds:12,.0f}"
+            f"{float(str(result['peak_rss_mb'])):10.0f}"
+        )
+    ratio = float(str(results["tfdv"]["seconds"])) / float(str(results["gate"]["seconds"]))
+    print(f"gate throughput = {ratio:.2f}x TFDV's; gate verdict passed={results['gate']['passed']}")
+    if results["gate"]["breaches"]:
+        print(f"gate breaches: {results['gate']['breaches']}")
+
+
+if __name__ == "__main__":
+    main()

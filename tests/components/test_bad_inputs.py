@@ -1,0 +1,296 @@
+"""Bad-input matrix: each bad source runs through the data_preparation then feature_engineering
+executors (real TFDV, embedded SQLite MLMD in tmp_path). Each must halt at its gate with the
+exact rule and column, keep its evidence in MLMD, and leave nothing downstream: the next stage
+either never runs or refuses the input because no completed execution produced it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aiact import lineage
+from aiact.lineage import LineageError, LineageStore, RunInfo
+from aiact.policy import GateFailed
+from aiact.refdata import data_card, generate_credit_data
+from components.data_preparation.executor import DATA_FILE, run_data_preparation
+from components.feature_engineering.executor import run_feature_engineering
+
+Writer = Callable[[pd.DataFrame, Path], None]
+
+
+def _csv(change: Callable[[pd.DataFrame], pd.DataFrame]) -> Writer:
+    def write(frame: pd.DataFrame, path: Path) -> None:
+        change(frame.copy()).to_csv(path, index=False)
+
+    return write
+
+
+def _raw(content: bytes) -> Writer:
+    def write(frame: pd.DataFrame, path: Path) -> None:
+        path.write_bytes(content)
+
+    return write
+
+
+def _set(
+    column: str, rows: slice | pd.Index, value: object
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        if isinstance(value, str) and frame[column].dtype != object:
+            frame[column] = frame[column].astype(object)
+        frame.loc[rows, column] = value
+        return frame
+
+    return change
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: how to write it, where it must halt, and exactly which checks breach."""
+
+    name: str
+    write: Writer
+    gate: str
+    breaches: frozenset[str]
+    detail: str
+    baseline: bool = False  # validated as serving data against the training data
+    filename: str = DATA_FILE
+
+
+def _nulls(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.loc[frame.sample(frac=0.3, random_state=0).index, "income"] = np.nan
+    return frame
+
+
+def _leak(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["repayment_status"] = frame["creditworthy"].map({1: "repaid", 0: "defaulted"})
+    return frame
+
+
+CASES = [
+    Case(
+        "unreadable_file",
+        _raw(b"\x1f\x8b\x08\x00\xff\xfe\x00\x81" * 64),
+        "data_quality",
+        frozenset({"readable[data.csv]"}),
+        "cannot be read as a table",
+    ),
+    Case(
+        "corrupt_parquet",
+        _raw(b"PAR1" + b"\x00" * 64),
+        "data_quality",
+        frozenset({"readable[data.parquet]"}),
+        "data.parquet: cannot be read as a table",
+        filename="data.parquet",
+    ),
+    Case(
+        "wrong_delimiter",
+        lambda frame, path: frame.to_csv(path, index=False, sep=";"),
+        "data_quality",
+        frozenset({"delimiter[data.csv]"}),
+        "separated by semicolon",
+    ),
+    Case(
+        "missing_column",
+        _csv(lambda f: f.drop(columns=["income"])),
+        "data_quality",
+        frozenset({"schema[income]"}),
+        "Column dropped",
+    ),
+    Case(
+        "extra_column",
+        _csv(lambda f: f.assign(branch_code=np.resize(["B1", "B2", "B3"], len(f)))),
+        "data_quality",
+        frozenset({"schema[branch_code]"}),
+        "New column",
+    ),
+    Case(
+        "string_in_numeric_column",
+        _csv(_set("income", slice(10, 14), "12k")),
+        "data_quality",
+        frozenset({"schema[income]"}),
+        "Expected data of type: FLOAT but got STRING",
+    ),
+    Case(
+        "thirty_percent_nulls",
+        _csv(_nulls),
+        "data_quality",
+        frozenset({"missing_rate[income]"}),
+        "missing_rate[income]=0.3 (limit <= 0.02)",
+    ),
+    Case(
+        "constant_column",
+        _csv(lambda f: f.assign(housing="own")),
+        "data_quality",
+        frozenset({"distinct_values[housing]"}),
+        "constant column",
+    ),
+    Case(
+        "out_of_range_values",
+        _csv(_set("age", slice(0, 4), 150)),
+        "data_quality",
+        frozenset({"schema[age]"}),
+        "Unexpectedly large value: 150",
+    ),
+    Case(
+        "duplicated_rows",
+        _csv(lambda f: pd.concat([f, f.iloc[:100]], ignore_index=True)),
+        "data_quality",
+        frozenset({"duplicate_rate"}),
+        "duplicate_rate=0.03704 (limit <= 0.01)",
+    ),
+    Case(
+        "empty_file",
+        _raw(b""),
+        "data_quality",
+        frozenset({"readable[data.csv]"}),
+        "the file is empty",
+    ),
+    Case(
+        "protected_group_absent",
+        _csv(lambda f: f[f["sex"] == "male"]),
+        "data_quality",
+        frozenset({"share[sex=female]", "distinct_values[sex]"}),
+        "share[sex=female]=0 (limit >= 0.05) BREACH: declared value absent",
+    ),
+    Case(
+        "label_leakage_column",
+        _csv(_leak),
+        "data_quality",
+        frozenset({"label_leakage[repayment_status]", "schema[repayment_status]"}),
+        "repayment_status alone separates creditworthy with AUC 1.000",
+    ),
+    Case(
+        "schema_drift_train_vs_serving",  # income reported in thousands: in range, wrong unit
+        _csv(lambda f: f.assign(income=(f["income"] / 1000).round(2))),
+        "data_quality",
+        frozenset({"drift[income]"}),
+        "Jensen-Shannon divergence",
+        baseline=True,
+    ),
+    Case(
+        "too_few_rows_to_split",  # passes data quality; 15% of 1100 rows < 200 per split
+        _csv(lambda f: f.iloc[:1100]),
+        "feature_spec",
+        frozenset({"split_rows[validation]", "split_rows[test]"}),
+        "split_rows[validation]=165 (limit >= 200)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def clean() -> pd.DataFrame:
+    return generate_credit_data(2600, seed=7)
+
+
+class Stages:
+    """Runs the two executors against one SQLite MLMD store under a temporary directory."""
+
+    def __init__(self, root: Path, policy: dict) -> None:
+        self.root, self.policy = root, policy
+        self.uri = f"sqlite://{root / 'mlmd.sqlite'}"
+        self.card = root / "data_card.yaml"
+        self.card.write_text(json.dumps(data_card(2600, seed=7)))
+
+    def prepare(self, run_id: str, source: Path, baseline: Path | None = None) -> Path:
+        out = self.root / run_id
+        run_data_preparation(
+            run=RunInfo(run_id=run_id),
+            metadata_uri=self.uri,
+            source_uri=str(source),
+            data_card_uri=str(self.card),
+            use_case="credit",
+            policy=self.policy,
+            dataset_dir=out / "dataset",
+            dataset_uri=str(out / "dataset"),
+            report_path=out / "report.json",
+            report_uri=str(out / "report.json"),
+            report_html_path=out / "report.html",
+            baseline_dataset_dir=baseline,
+        )
+        return out / "dataset"
+
+    def engineer(self, run_id: str, dataset: Path) -> None:
+        out = self.root / run_id
+        run_feature_engineering(
+            run=RunInfo(run_id=run_id),
+            metadata_uri=self.uri,
+            dataset_dir=dataset,
+            dataset_uri=str(dataset),
+            use_case="credit",
+            policy=self.policy,
+            seed=1,
+            feature_set_dir=out / "features",
+            feature_set_uri=str(out / "features"),
+            transform_path=out / "transform.json",
+            transform_uri=str(out / "transform.json"),
+            report_path=out / "feature_report.json",
+            report_uri=str(out / "feature_report.json"),
+        )
+
+
+def test_clean_data_passes_both_stages(tmp_path: Path, policy: dict, clean: pd.DataFrame) -> None:
+    """The control: the same harness lets clean data through, so the refusals below are real."""
+    stages = Stages(tmp_path, policy)
+    clean.to_csv(tmp_path / DATA_FILE, index=False)
+    stages.engineer("run", stages.prepare("run", tmp_path / DATA_FILE))
+    store = LineageStore.connect(stages.uri)
+    assert [e.state for e in store.executions_of_run("run")] == ["COMPLETE", "COMPLETE"]
+    assert len(store.artifacts_of_run("run", lineage.FEATURE_SET)) == 1
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_halts_at_its_gate(
+    case: Case, tmp_path: Path, policy: dict, clean: pd.DataFrame
+) -> None:
+    stages = Stages(tmp_path, policy)
+    baseline = None
+    if case.baseline:
+        clean.to_csv(tmp_path / "train.csv", index=False)
+        baseline = stages.prepare("training", tmp_path / "train.csv")
+    source = tmp_path / case.filename
+    case.write(clean, source)
+
+    if case.gate == "data_quality":
+        with pytest.raises(GateFailed) as failed:
+            stages.prepare("run", source, baseline)
+        # Downstream, hand-wired to the bad data anyway: refused, nothing produced.
+        handwired = tmp_path / "handwired"
+        handwired.mkdir()
+        shutil.copyfile(source, handwired / DATA_FILE)
+        with pytest.raises(LineageError, match="no recorded lineage"):
+            stages.engineer("run", handwired)
+        stage = "data_preparation"
+    else:
+        dataset = stages.prepare("run", source)
+        with pytest.raises(GateFailed) as failed:
+            stages.engineer("run", dataset)
+        stage = "feature_engineering"
+
+    result = failed.value.result
+    assert result.gate == case.gate
+    assert {c.name for c in result.breaches} == case.breaches
+    message = str(failed.value)
+    assert all(f"{name}=" in message for name in case.breaches) and case.detail in message
+
+    store = LineageStore.connect(stages.uri)
+    executions = {e.stage: e for e in store.executions_of_run("run")}
+    assert executions[stage].state == "FAILED"
+    assert set(str(executions[stage].properties["gate_breaches"]).split("; ")) == case.breaches
+    assert executions["feature_engineering"].state == "FAILED"  # refused, or its gate failed
+    reports = store.artifacts_of_run("run", lineage.DATA_VALIDATION_REPORT)
+    assert [lineage.properties_of(r)["passed"] for r in reports][-1] is False
+    report_name = "report.json" if stage == "data_preparation" else "feature_report.json"
+    evidence = json.loads((tmp_path / "run" / report_name).read_text())
+    assert {c["name"] for c in evidence["gate"]["checks"] if not c["passed"]} == case.breaches
+    assert store.artifacts_of_run("run", lineage.FEATURE_SET) == []
+    assert store.artifacts_of_run("run", lineage.FEATURE_TRANSFORM) == []
+    if stage == "data_preparation":  # only the baseline, read as an input, is a dataset
+        assert len(store.artifacts_of_run("run", lineage.DATASET)) == int(case.baseline)
