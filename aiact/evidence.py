@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,16 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
-def render_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page: verdict, checks table, then each evidence section."""
+def render_html(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
+    """A self-contained HTML page: verdict, checks table, figures (trusted inline SVG made by
+    the stage), then each evidence section."""
     title = html.escape(report["title"])
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}"
-        ".ok{color:#060}.breach{color:#b00;font-weight:bold}</style></head><body>",
+        ".ok{color:#060}.breach{color:#b00;font-weight:bold}"
+        ".plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}</style></head><body>",
         f"<h1>{title}</h1>",
     ]
     gate = report.get("gate")
@@ -62,6 +65,10 @@ def render_html(report: dict[str, Any]) -> str:
                 f"<td>{_cell(check['detail'])}</td></tr>"
             )
         parts.append("</table>")
+    if figures:
+        parts.append("<h2>Plots</h2><div class='plots'>")
+        parts.extend(figures)
+        parts.append("</div>")
     for name, content in report["sections"].items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         if isinstance(content, dict) and all(not isinstance(v, dict) for v in content.values()):
@@ -75,9 +82,15 @@ def render_html(report: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_report(json_path: Path, html_path: Path | None, report: dict[str, Any]) -> None:
-    """Write the JSON evidence and, when asked, its HTML view."""
+def write_report(
+    json_path: Path,
+    html_path: Path | None,
+    report: dict[str, Any],
+    *,
+    figures: Sequence[str] = (),
+) -> None:
+    """Write the JSON evidence and, when asked, its HTML view (with any figures)."""
     write_json(json_path, report)
     if html_path is not None:
         html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(render_html(report))
+        html_path.write_text(render_html(report, figures))

@@ -2,8 +2,14 @@
 stage can run before the gate whose output it consumes has passed.
 
 Every task has caching disabled: a cached gate proves nothing, and each execution must be
-recorded in this run's lineage. Training requests one GPU on the cluster (CPU locally).
+recorded in this run's lineage. Training requests one GPU on the cluster (CPU locally); its
+resources, accelerator, node selector and tolerations are fixed at compile time by
+`TrainingResources` (`build_pipeline`); `compliance_pipeline` is the default build.
 """
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from kfp import dsl, kubernetes
 
@@ -31,8 +37,54 @@ DEFAULT_HYPERPARAMETERS = {
     "patience": 6,
 }
 GPU_TYPE = "nvidia.com/gpu"
-TRAINING_RESOURCES = {"cpu": "4", "memory": "16G"}
-GPU_NODE_SELECTOR = ("nvidia.com/gpu.present", "true")
+
+
+@dataclass(frozen=True)
+class Toleration:
+    """A Kubernetes toleration for the training pod."""
+
+    key: str
+    operator: str = "Exists"
+    effect: str = "NoSchedule"
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingResources:
+    """What the training task asks of the cluster; `accelerator_count=0` trains on CPU."""
+
+    cpu_request: str = "4"
+    cpu_limit: str = "4"
+    memory_request: str = "16G"
+    memory_limit: str = "16G"
+    accelerator_type: str = GPU_TYPE
+    accelerator_count: int = 1
+    node_selector: dict[str, str] = field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"}
+    )
+    tolerations: tuple[Toleration, ...] = (Toleration(GPU_TYPE),)
+
+    def __post_init__(self) -> None:
+        if self.accelerator_count < 0:
+            raise ValueError(f"accelerator_count must be >= 0, got {self.accelerator_count}")
+
+    def apply(self, task: dsl.PipelineTask) -> None:
+        """Set requests, limits, accelerator, node selector and tolerations on `task`."""
+        task.set_cpu_request(self.cpu_request).set_cpu_limit(self.cpu_limit)
+        task.set_memory_request(self.memory_request).set_memory_limit(self.memory_limit)
+        if self.accelerator_count:
+            task.set_accelerator_type(self.accelerator_type)
+            task.set_accelerator_limit(self.accelerator_count)
+        for key, value in self.node_selector.items():
+            kubernetes.add_node_selector(task, key, value)
+        for toleration in self.tolerations:
+            kubernetes.add_toleration(
+                task,
+                key=toleration.key,
+                operator=toleration.operator,
+                value=toleration.value or None,
+                effect=toleration.effect,
+            )
 
 
 def _configure(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -49,135 +101,141 @@ def _configure(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="EU AI Act compliance-grade training pipeline")
-def compliance_pipeline(
-    source_uri: str,
-    data_card_uri: str,
-    use_case: str = "credit",
-    gate_policy: dict = DEFAULT_POLICY,
-    hyperparameters: dict = DEFAULT_HYPERPARAMETERS,
-    seed: int = 42,
-    model_name: str = "credit-scoring",
-    training_device: str = "auto",
-    environment: str = "",
-    metadata_uri: str = "",
-    code_commit: str = "",
-    pipeline_spec_sha256: str = "",
-    approval_backend: str = "kubernetes",
-    requested_by: str = "",
-    approver_group: str = "aiact-approvers",
-    demo_approver: str = "",
-    approval_timeout_s: float = 86400.0,
-    deployment_strategy: str = "canary",
-    canary_percent: int = 10,
-    ledger_uri: str = "",
-):
-    """Data preparation -> features -> training -> evaluation -> registration -> integration
-    testing -> human approval -> deployment; each gate halts the run when it fails."""
-    run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-    data = _configure(
-        data_preparation(
-            source_uri=source_uri,
-            data_card_uri=data_card_uri,
-            use_case=use_case,
-            gate_policy=gate_policy,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
-            code_commit=code_commit,
-            pipeline_spec_sha256=pipeline_spec_sha256,
-            environment=environment,
+def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., Any]:
+    """The pipeline, with the training task's cluster resources fixed to `resources`."""
+    training_resources = resources or TrainingResources()
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="EU AI Act compliance-grade training pipeline")
+    def compliance_pipeline(
+        source_uri: str,
+        data_card_uri: str,
+        use_case: str = "credit",
+        gate_policy: dict = DEFAULT_POLICY,
+        hyperparameters: dict = DEFAULT_HYPERPARAMETERS,
+        seed: int = 42,
+        model_name: str = "credit-scoring",
+        training_device: str = "auto",
+        environment: str = "",
+        metadata_uri: str = "",
+        code_commit: str = "",
+        pipeline_spec_sha256: str = "",
+        approval_backend: str = "kubernetes://",
+        requested_by: str = "",
+        approver_group: str = "aiact-approvers",
+        demo_approver: str = "",
+        approval_timeout_s: float = 86400.0,
+        deployment_strategy: str = "canary",
+        canary_percent: int = 10,
+        ledger_uri: str = "",
+    ):
+        """Data preparation -> features -> training -> evaluation -> registration -> integration
+        testing -> human approval -> deployment; each gate halts the run when it fails."""
+        run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        data = _configure(
+            data_preparation(
+                source_uri=source_uri,
+                data_card_uri=data_card_uri,
+                use_case=use_case,
+                gate_policy=gate_policy,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+                code_commit=code_commit,
+                pipeline_spec_sha256=pipeline_spec_sha256,
+                environment=environment,
+            )
         )
-    )
-    kubernetes.use_config_map_as_env(
-        data,
-        config_map_name=CONFIG_MAP,
-        config_map_key_to_env={"AIACT_S3_ENDPOINT": "AIACT_S3_ENDPOINT"},
-    )
-    kubernetes.use_secret_as_env(
-        data,
-        secret_name=S3_SECRET,
-        secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"},
-    )
-    features = _configure(
-        feature_engineering(
-            dataset=data.outputs["dataset"],
-            use_case=use_case,
-            gate_policy=gate_policy,
-            seed=seed,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        kubernetes.use_config_map_as_env(
+            data,
+            config_map_name=CONFIG_MAP,
+            config_map_key_to_env={"AIACT_S3_ENDPOINT": "AIACT_S3_ENDPOINT"},
         )
-    )
-    train = _configure(
-        training(
-            feature_set=features.outputs["feature_set"],
-            transform=features.outputs["transform"],
-            hyperparameters=hyperparameters,
-            seed=seed,
-            model_name=model_name,
-            device=training_device,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        kubernetes.use_secret_as_env(
+            data,
+            secret_name=S3_SECRET,
+            secret_key_to_env={
+                "accesskey": "AWS_ACCESS_KEY_ID",
+                "secretkey": "AWS_SECRET_ACCESS_KEY",
+            },
         )
-    )
-    train.set_accelerator_type(GPU_TYPE).set_accelerator_limit(1)
-    train.set_cpu_request(TRAINING_RESOURCES["cpu"]).set_cpu_limit(TRAINING_RESOURCES["cpu"])
-    train.set_memory_request(TRAINING_RESOURCES["memory"]).set_memory_limit(
-        TRAINING_RESOURCES["memory"]
-    )
-    kubernetes.add_node_selector(train, *GPU_NODE_SELECTOR)
-    kubernetes.add_toleration(train, key=GPU_TYPE, operator="Exists", effect="NoSchedule")
-    evaluate = _configure(
-        evaluation(
-            model=train.outputs["model"],
-            feature_set=features.outputs["feature_set"],
-            gate_policy=gate_policy,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        features = _configure(
+            feature_engineering(
+                dataset=data.outputs["dataset"],
+                use_case=use_case,
+                gate_policy=gate_policy,
+                seed=seed,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
         )
-    )
-    register = _configure(
-        registration(
-            model=train.outputs["model"],
-            evaluation_report=evaluate.outputs["evaluation_report"],
-            dataset=data.outputs["dataset"],
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        train = _configure(
+            training(
+                feature_set=features.outputs["feature_set"],
+                transform=features.outputs["transform"],
+                hyperparameters=hyperparameters,
+                seed=seed,
+                model_name=model_name,
+                device=training_device,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
         )
-    )
-    integrate = _configure(
-        integration_testing(
-            model=train.outputs["model"],
-            registration=register.outputs["registration"],
-            feature_set=features.outputs["feature_set"],
-            gate_policy=gate_policy,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        training_resources.apply(train)
+        evaluate = _configure(
+            evaluation(
+                model=train.outputs["model"],
+                feature_set=features.outputs["feature_set"],
+                gate_policy=gate_policy,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
         )
-    )
-    approve = _configure(
-        approval(
-            model=train.outputs["model"],
-            evaluation_report=evaluate.outputs["evaluation_report"],
-            integration_report=integrate.outputs["integration_report"],
-            model_name=model_name,
-            approval_backend=approval_backend,
-            requested_by=requested_by,
-            approver_group=approver_group,
-            demo_approver=demo_approver,
-            timeout_s=approval_timeout_s,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        register = _configure(
+            registration(
+                model=train.outputs["model"],
+                evaluation_report=evaluate.outputs["evaluation_report"],
+                dataset=data.outputs["dataset"],
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
         )
-    )
-    _configure(
-        deployment(
-            model=train.outputs["model"],
-            approval=approve.outputs["approval"],
-            strategy=deployment_strategy,
-            canary_percent=canary_percent,
-            ledger_uri=ledger_uri,
-            run_id=run_id,
-            metadata_uri=metadata_uri,
+        integrate = _configure(
+            integration_testing(
+                model=train.outputs["model"],
+                registration=register.outputs["registration"],
+                feature_set=features.outputs["feature_set"],
+                gate_policy=gate_policy,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
         )
-    )
+        approve = _configure(
+            approval(
+                model=train.outputs["model"],
+                evaluation_report=evaluate.outputs["evaluation_report"],
+                integration_report=integrate.outputs["integration_report"],
+                model_name=model_name,
+                approval_backend=approval_backend,
+                requested_by=requested_by,
+                approver_group=approver_group,
+                demo_approver=demo_approver,
+                timeout_s=approval_timeout_s,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
+        )
+        _configure(
+            deployment(
+                model=train.outputs["model"],
+                approval=approve.outputs["approval"],
+                strategy=deployment_strategy,
+                canary_percent=canary_percent,
+                ledger_uri=ledger_uri,
+                run_id=run_id,
+                metadata_uri=metadata_uri,
+            )
+        )
+
+    return compliance_pipeline
+
+
+compliance_pipeline = build_pipeline()

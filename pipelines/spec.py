@@ -10,12 +10,15 @@ from __future__ import annotations
 import copy
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from kfp import compiler
 
 from aiact.hashing import sha256_json
+
+if TYPE_CHECKING:
+    from pipelines.compliance_pipeline import TrainingResources
 
 SPEC_PATH = Path(__file__).with_name("compliance_pipeline.yaml")
 HASH_PARAMETER = "pipeline_spec_sha256"
@@ -37,13 +40,14 @@ def spec_sha256(documents: list[dict[str, Any]]) -> str:
     return sha256_json(blanked)
 
 
-def compile_documents() -> list[dict[str, Any]]:
-    """Compile the pipeline and embed its hash; returns the YAML documents."""
-    from pipelines.compliance_pipeline import compliance_pipeline
+def compile_documents(resources: TrainingResources | None = None) -> list[dict[str, Any]]:
+    """Compile the pipeline (training on `resources`, else the defaults) and embed its hash;
+    returns the YAML documents."""
+    from pipelines.compliance_pipeline import build_pipeline
 
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "pipeline.yaml"
-        compiler.Compiler().compile(compliance_pipeline, str(target))
+        compiler.Compiler().compile(build_pipeline(resources), str(target))
         documents = [d for d in yaml.safe_load_all(target.read_text()) if d]
     parameter = _hash_parameter(documents[0])
     assert parameter is not None

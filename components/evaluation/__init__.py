@@ -1,1 +1,2 @@
-"""Stage 4: holdout performance and fairness against declared thresholds."""
+"""Stage 4: holdout performance, fairness, robustness, calibration and drift against declared
+thresholds."""

@@ -1,8 +1,10 @@
-"""Evaluation gate: holdout performance, fairness by every protected attribute (fairlearn), and
-a same-run logistic-regression baseline the candidate must not fall behind."""
+"""Evaluation gate: holdout performance, fairness by every protected attribute (fairlearn),
+robustness, calibration, drift against the training split, the production model's reference
+data and a same-run logistic-regression baseline; every metric against a declared threshold."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ import numpy as np
 from fairlearn.metrics import (
     MetricFrame,
     demographic_parity_difference,
+    demographic_parity_ratio,
     equalized_odds_difference,
     false_positive_rate,
     selection_rate,
@@ -28,8 +31,32 @@ from sklearn.metrics import (
 
 from aiact.featureset import FeatureSplit
 from aiact.policy import Check, GateResult, at_least, at_most, must_hold
+from components.evaluation.calibration import calibration
+from components.evaluation.drift import feature_drift, score_drift, worst
+from components.evaluation.robustness import FeatureBlock, robustness
 
 GATE = "evaluation"
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ProductionReference:
+    """The production model's reference data: its feature set's test split through the
+    candidate's transform, and the production model's own scores on it."""
+
+    model_version: str
+    feature_set_uri: str
+    features: np.ndarray
+    scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class NoProductionReference:
+    """Why there is nothing to compare with: no production model (first deployment), or one
+    whose reference data cannot be read (`model_found`)."""
+
+    reason: str
+    model_found: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,9 @@ def fairness(labels: np.ndarray, predicted: np.ndarray, sensitive: np.ndarray) -
         "demographic_parity_difference": float(
             demographic_parity_difference(labels, predicted, sensitive_features=sensitive)
         ),
+        "demographic_parity_ratio": float(
+            demographic_parity_ratio(labels, predicted, sensitive_features=sensitive)
+        ),
         "equalized_odds_difference": float(
             equalized_odds_difference(labels, predicted, sensitive_features=sensitive)
         ),
@@ -95,39 +125,42 @@ def _widest_rate_gap(attribute: str, groups: dict[str, dict[str, float]]) -> str
     )
 
 
-def baseline_accuracy(train: FeatureSplit, test: FeatureSplit) -> float:
-    """Holdout accuracy of a logistic regression trained on the same features."""
+def baseline_scores(train: FeatureSplit, test: FeatureSplit) -> np.ndarray:
+    """Holdout probabilities of a logistic regression trained on the same features."""
     baseline = LogisticRegression(max_iter=1000, random_state=0)
     baseline.fit(train.features, train.labels)
-    return float(accuracy_score(test.labels, baseline.predict(test.features)))
+    scores: np.ndarray = baseline.predict_proba(test.features)[:, 1]
+    return scores
 
 
-def evaluate(
-    scores: np.ndarray,
-    train: FeatureSplit,
-    test: FeatureSplit,
-    threshold: float,
-    thresholds: dict[str, Any],
-) -> EvaluationOutcome:
-    """Every evaluation check, with the evidence behind it."""
-    labels = test.labels
-    predicted = (scores >= threshold).astype(int)
-    perf = performance(labels, scores, threshold)
-    checks: list[Check] = [
-        at_least("accuracy", round(perf["accuracy"], 6), thresholds["min_accuracy"]),
-        at_least("roc_auc", round(perf["roc_auc"], 6), thresholds["min_roc_auc"]),
+def _r(value: float) -> float:
+    return round(float(value), 6)
+
+
+def _performance_checks(
+    perf: dict[str, float], base: dict[str, float], thresholds: dict[str, Any]
+) -> list[Check]:
+    checks = [
+        at_least(name, _r(perf[name]), thresholds[f"min_{name}"])
+        for name in ("accuracy", "roc_auc", "f1", "precision", "recall")
     ]
-    base = baseline_accuracy(train, test)
-    checks.append(
-        at_most(
-            "accuracy_gap_to_baseline",
-            round(base - perf["accuracy"], 6),
-            thresholds["max_accuracy_gap_to_baseline"],
-            f"logistic-regression baseline accuracy {base:.4f}",
+    for name in ("accuracy", "roc_auc"):
+        checks.append(
+            at_most(
+                f"{name}_gap_to_baseline",
+                _r(base[name] - perf[name]),
+                thresholds[f"max_{name}_gap_to_baseline"],
+                f"logistic-regression baseline {name} {base[name]:.4f}",
+            )
         )
-    )
+    return checks
+
+
+def _fairness_checks(
+    labels: np.ndarray, predicted: np.ndarray, test: FeatureSplit, declared: dict[str, Any]
+) -> tuple[list[Check], dict[str, Any]]:
+    checks: list[Check] = []
     by_attribute = {}
-    declared = thresholds["fairness"]
     for attribute in test.groups.columns:
         result = fairness(labels, predicted, test.groups[attribute].to_numpy())
         by_attribute[attribute] = result
@@ -138,30 +171,167 @@ def evaluate(
                 )
             )
             continue
+        limits = declared[attribute]
         groups = result["by_group"]
         lowest = min(groups, key=lambda g: groups[g]["selection_rate"])
-        checks.append(
+        selection = f"lowest selection rate: {attribute}={lowest}"
+        checks += [
             at_most(
                 f"demographic_parity_difference[{attribute}]",
-                round(result["demographic_parity_difference"], 6),
-                declared[attribute]["max_demographic_parity_difference"],
-                f"lowest selection rate: {attribute}={lowest}",
-            )
-        )
-        checks.append(
+                _r(result["demographic_parity_difference"]),
+                limits["max_demographic_parity_difference"],
+                selection,
+            ),
+            at_least(
+                f"demographic_parity_ratio[{attribute}]",
+                _r(result["demographic_parity_ratio"]),
+                limits["min_demographic_parity_ratio"],
+                selection,
+            ),
             at_most(
                 f"equalized_odds_difference[{attribute}]",
-                round(result["equalized_odds_difference"], 6),
-                declared[attribute]["max_equalized_odds_difference"],
+                _r(result["equalized_odds_difference"]),
+                limits["max_equalized_odds_difference"],
                 _widest_rate_gap(attribute, groups),
+            ),
+        ]
+    return checks, by_attribute
+
+
+def _robustness_checks(result: dict[str, Any], limits: dict[str, Any]) -> list[Check]:
+    return [
+        at_most(
+            f"{metric}_drop[{perturbation}]",
+            _r(result[perturbation][f"{metric}_drop"]),
+            limits[f"max_{metric}_drop"],
+            f"{metric} {result['clean'][metric]:.4f} clean, "
+            f"{result[perturbation][metric]:.4f} under {perturbation}",
+        )
+        for perturbation in ("gaussian_noise", "missing_features")
+        for metric in ("accuracy", "roc_auc")
+    ]
+
+
+def _drift_checks(
+    reference: str, features: dict[str, dict[str, float]], scores: dict[str, float], limits: Any
+) -> list[Check]:
+    name, value = worst(features, "psi")
+    return [
+        at_most(
+            f"max_feature_psi[{reference}]",
+            _r(value),
+            limits["max_feature_psi"],
+            f"most drifted feature: {name}",
+        ),
+        at_most(f"prediction_psi[{reference}]", _r(scores["psi"]), limits["max_prediction_psi"]),
+    ]
+
+
+def _drift(
+    model: Scorer,
+    scores: np.ndarray,
+    base_scores: np.ndarray,
+    train: FeatureSplit,
+    test: FeatureSplit,
+    names: list[str],
+    production: ProductionReference | NoProductionReference,
+    limits: dict[str, Any],
+) -> tuple[list[Check], dict[str, Any]]:
+    """Drift of the holdout against the training split and the production model's reference
+    data, and of the candidate's predictions against the baseline's."""
+    evidence: dict[str, Any] = {}
+    checks: list[Check] = []
+    references: dict[str, tuple[np.ndarray, np.ndarray]] = {
+        "train_split": (train.features, model(train.features))
+    }
+    if isinstance(production, ProductionReference):
+        references["production"] = (production.features, production.scores)
+        checks.append(
+            must_hold(
+                "production_reference",
+                True,
+                f"production model {production.model_version}, reference "
+                f"{production.feature_set_uri}",
             )
         )
+        evidence["production_model"] = {
+            "version": production.model_version,
+            "feature_set_uri": production.feature_set_uri,
+            "rows": len(production.features),
+        }
+    else:
+        required = bool(limits["require_production_reference"]) or production.model_found
+        checks.append(must_hold("production_reference", not required, production.reason))
+        evidence["production_model"] = {"status": production.reason}
+    for reference, (ref_features, ref_scores) in references.items():
+        by_feature = feature_drift(ref_features, test.features, names)
+        predictions = score_drift(ref_scores, scores)
+        evidence[reference] = {"features": by_feature, "predictions": predictions}
+        checks += _drift_checks(reference, by_feature, predictions, limits)
+    to_baseline = score_drift(base_scores, scores)
+    evidence["baseline"] = {"predictions": to_baseline}
+    checks.append(
+        at_most(
+            "prediction_psi[baseline]",
+            _r(to_baseline["psi"]),
+            limits["max_prediction_psi_to_baseline"],
+            "candidate vs logistic-regression baseline scores on the holdout",
+        )
+    )
+    return checks, evidence
+
+
+def evaluate(
+    model: Scorer,
+    train: FeatureSplit,
+    test: FeatureSplit,
+    threshold: float,
+    thresholds: dict[str, Any],
+    *,
+    feature_names: list[str],
+    blocks: list[FeatureBlock],
+    production: ProductionReference | NoProductionReference,
+) -> EvaluationOutcome:
+    """Every evaluation check, with the evidence behind it."""
+    labels = test.labels
+    scores = model(test.features)
+    predicted = (scores >= threshold).astype(int)
+    perf = performance(labels, scores, threshold)
+    base_scores = baseline_scores(train, test)
+    base = performance(labels, base_scores, 0.5)
+    checks = _performance_checks(perf, base, thresholds)
+    fairness_checks, by_attribute = _fairness_checks(
+        labels, predicted, test, thresholds["fairness"]
+    )
+    robust = robustness(
+        model, test.features, labels, blocks, threshold, thresholds["robustness"]["perturbation"]
+    )
+    calib = calibration(labels, scores)
+    limits = thresholds["calibration"]
+    drift_checks, drift = _drift(
+        model, scores, base_scores, train, test, feature_names, production, thresholds["drift"]
+    )
+    checks += [
+        *fairness_checks,
+        *_robustness_checks(robust, thresholds["robustness"]),
+        at_most(
+            "expected_calibration_error",
+            _r(calib["expected_calibration_error"]),
+            limits["max_expected_calibration_error"],
+            f"{calib['bins']} equal-width bins",
+        ),
+        at_most("brier_score", _r(calib["brier_score"]), limits["max_brier_score"]),
+        *drift_checks,
+    ]
     fpr, tpr, cut = roc_curve(labels, scores)
     step = max(1, len(fpr) // 50)
     evidence = {
         "performance": perf,
-        "baseline": {"model": "logistic_regression", "accuracy": base},
+        "baseline": {"model": "logistic_regression", **base},
         "fairness": by_attribute,
+        "robustness": robust,
+        "calibration": calib,
+        "drift": drift,
         "holdout_rows": len(labels),
         "decision_threshold": threshold,
     }

@@ -1,5 +1,6 @@
-"""Evaluation executor: score the holdout with the packaged model, run the evaluation gate,
-write the structured report (recorded in MLMD even when the gate fails)."""
+"""Evaluation executor: score the holdout with the packaged model, find the production model's
+reference data in MLMD, run the evaluation gate, write the structured report and its HTML view
+(recorded in MLMD even when the gate fails)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import Any
 
 from aiact import lineage
 from aiact.evidence import build_report, write_report
-from aiact.featureset import load_feature_set
+from aiact.featureset import feature_names, load_feature_set
 from aiact.lineage import RunInfo
 from aiact.model_package import load_model_package
 from aiact.policy import section
 from aiact.stage import stage_execution
 from components.evaluation import core
+from components.evaluation.reference import production_reference
+from components.evaluation.report_html import figures
+from components.evaluation.robustness import feature_blocks
 
 STAGE = "evaluation"
 
@@ -38,13 +42,24 @@ def run_evaluation(
         stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
         package = load_model_package(model_dir)
         splits = load_feature_set(feature_set_dir)
-        scores = package.predict_proba(splits["test"].features)
+        transform = package.transform
+        if transform.feature_names != feature_names(feature_set_dir):
+            raise ValueError("the model's transform does not produce the feature set's columns")
+        production, reference_records = production_reference(stage.lineage, transform)
+        # A production model identical to the candidate is already an input (as `model`).
+        known = {(r.type_name, r.content_sha256) for r in stage.inputs}
+        stage.inputs += [
+            r for r in reference_records if (r.type_name, r.content_sha256) not in known
+        ]
         outcome = core.evaluate(
-            scores,
+            package.predict_proba,
             splits["train"],
             splits["test"],
             package.threshold,
             section(policy, "evaluation"),
+            feature_names=transform.feature_names,
+            blocks=feature_blocks(transform),
+            production=production,
         )
         report = build_report(
             "Model evaluation report",
@@ -56,8 +71,10 @@ def run_evaluation(
             },
             policy_sha256=policy_digest,
         )
-        write_report(report_path, report_html_path, report)
+        plots = figures(outcome.evidence, section(policy, "evaluation"))
+        write_report(report_path, report_html_path, report, figures=plots)
         perf = outcome.evidence["performance"]
+        calib = outcome.evidence["calibration"]
         stage.wrote(
             lineage.EVALUATION_REPORT,
             report_path,
@@ -67,6 +84,8 @@ def run_evaluation(
                 "passed": outcome.gate.passed,
                 "accuracy": round(perf["accuracy"], 6),
                 "roc_auc": round(perf["roc_auc"], 6),
+                "expected_calibration_error": round(calib["expected_calibration_error"], 6),
+                "breaches": ", ".join(c.name for c in outcome.gate.breaches),
             },
         )
         outcome.gate.raise_if_failed()

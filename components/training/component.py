@@ -1,7 +1,7 @@
 """KFP declaration of the training stage (the pipeline adds its GPU request)."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from components.images import TRAINING_IMAGE
 
@@ -18,10 +18,12 @@ def training(
     metadata_uri: str,
     model: Output[Model],
     training_report: Output[Artifact],
+    training_report_html: Output[HTML],
     training_metrics: Output[Metrics],
 ):
     """Train the candidate with documented hyperparameters and seed; record duration,
-    resources and convergence; register the model as `experimental`."""
+    resources and convergence (loss curves in the HTML report); register the model as
+    `experimental`."""
     from pathlib import Path
 
     from aiact.stage import run_info
@@ -42,7 +44,8 @@ def training(
         model_uri=model.uri,
         report_path=Path(training_report.path),
         report_uri=training_report.uri,
+        report_html_path=Path(training_report_html.path),
     )
     model.metadata.update(metadata)
-    for key in ("best_epoch", "val_loss", "train_loss"):
+    for key in ("best_epoch", "val_loss", "train_loss", "duration_s", "peak_rss_mb"):
         training_metrics.log_metric(key, metadata[key])

@@ -11,11 +11,13 @@ from typing import Any
 from aiact import lineage
 from aiact.evidence import write_json
 from aiact.featureset import load_feature_set
+from aiact.hashing import sha256_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.model_package import save_model_package
 from aiact.stage import stage_execution
 from aiact.transform import FittedTransform
 from components.training import core
+from components.training.report_html import render_training_html
 
 STAGE = "training"
 
@@ -36,6 +38,7 @@ def run_training(
     model_uri: str,
     report_path: Path,
     report_uri: str,
+    report_html_path: Path | None = None,
 ) -> dict[str, PropertyValue]:
     """Run the stage; returns the model's metadata."""
     with stage_execution(STAGE, run, metadata_uri) as stage:
@@ -61,8 +64,10 @@ def run_training(
         }
         save_model_package(model_dir, result.model, transform, manifest)
         final = result.history[result.best_epoch - 1]
+        params_sha256 = sha256_json(asdict(params))
         report = {
             "hyperparameters": asdict(params),
+            "hyperparameters_sha256": params_sha256,
             "seed": seed,
             "best_epoch": result.best_epoch,
             "epochs_run": len(result.history),
@@ -72,12 +77,16 @@ def run_training(
             "duration_s": result.duration_s,
         }
         write_json(report_path, report)
+        if report_html_path is not None:
+            report_html_path.parent.mkdir(parents=True, exist_ok=True)
+            report_html_path.write_text(render_training_html(report))
         stage.wrote(lineage.TRAINING_REPORT, report_path, report_uri, "training_report")
         metadata: dict[str, PropertyValue] = {
             "model_name": model_name,
             "stage": "experimental",
             "seed": seed,
             "hyperparameters": json.dumps(asdict(params), sort_keys=True),
+            "hyperparameters_sha256": params_sha256,
             "device": result.environment["device"],
             "best_epoch": result.best_epoch,
             "val_loss": round(final["val_loss"], 6),
@@ -90,4 +99,6 @@ def run_training(
             **metadata,
             "version": lineage.version_of(record.content_sha256),
             "train_loss": round(final["train_loss"], 6),
+            "duration_s": result.duration_s,
+            "peak_rss_mb": result.environment["peak_rss_mb"],
         }

@@ -1,16 +1,20 @@
-"""Reproducible training: same seed, same weights (byte-identical packages)."""
+"""Reproducible training: same seed, same weights (byte-identical packages); the stage records
+convergence, hyperparameters and environment."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from aiact.featureset import FeatureSplit
-from aiact.hashing import sha256_path
+from aiact.featureset import FeatureSplit, save_feature_set
+from aiact.hashing import sha256_json, sha256_path
+from aiact.lineage import FEATURE_SET, FEATURE_TRANSFORM, ArtifactRecord, LineageStore, RunInfo
 from aiact.transform import FittedTransform
 from components.training.core import Hyperparameters, select_device, train_model
+from components.training.executor import run_training
 from tests.components.conftest import train_package
 
 
@@ -60,3 +64,57 @@ def test_hyperparameters_are_validated() -> None:
     ):
         select_device("cuda")
         raise AssertionError
+
+
+def test_stage_records_loss_curves_hyperparameters_and_environment(
+    tmp_path: Path,
+    sqlite_uri: str,
+    run: RunInfo,
+    clean_features: tuple[FittedTransform, dict[str, FeatureSplit]],
+) -> None:
+    transform, splits = clean_features
+    feature_dir, transform_path = tmp_path / "features", tmp_path / "transform.json"
+    save_feature_set(feature_dir, splits, transform.feature_names)
+    transform.save(transform_path)
+    upstream = [
+        ArtifactRecord(FEATURE_SET, str(feature_dir), sha256_path(feature_dir), "feature_set"),
+        ArtifactRecord(
+            FEATURE_TRANSFORM, str(transform_path), sha256_path(transform_path), "transform"
+        ),
+    ]
+    LineageStore.connect(sqlite_uri).record_execution(
+        run=run,
+        stage="feature_engineering",
+        inputs=[],
+        outputs=upstream,
+        succeeded=True,
+        properties={},
+    )
+    report_path, html_path = tmp_path / "training_report.json", tmp_path / "training.html"
+    metadata = run_training(
+        run=run,
+        metadata_uri=sqlite_uri,
+        feature_set_dir=feature_dir,
+        feature_set_uri=str(feature_dir),
+        transform_path=transform_path,
+        transform_uri=str(transform_path),
+        hyperparameters={"max_epochs": 4.0, "hidden_units": [8.0]},
+        seed=5,
+        model_name="credit-scoring",
+        device="cpu",
+        model_dir=tmp_path / "model",
+        model_uri=str(tmp_path / "model"),
+        report_path=report_path,
+        report_uri=str(report_path),
+        report_html_path=html_path,
+    )
+    report = json.loads(report_path.read_text())
+    assert [row["epoch"] for row in report["history"]] == [1, 2, 3, 4]
+    assert report["hyperparameters_sha256"] == sha256_json(report["hyperparameters"])
+    assert metadata["hyperparameters_sha256"] == report["hyperparameters_sha256"]
+    assert metadata["stage"] == "experimental" and metadata["seed"] == 5
+    environment = report["environment"]
+    assert environment["device"] == "cpu" and environment["torch_version"] == torch.__version__
+    assert environment["peak_rss_mb"] > 0 and report["duration_s"] > 0
+    html = html_path.read_text()
+    assert "<svg" in html and "Loss per epoch" in html

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines.compliance_pipeline import Toleration, TrainingResources
 from pipelines.spec import (
     SPEC_PATH,
     compile_documents,
@@ -74,19 +75,55 @@ def test_no_stage_is_cached(documents: list[dict[str, Any]]) -> None:
         assert task["cachingOptions"].get("enableCache", False) is False, name
 
 
-def test_training_requests_one_gpu_and_resources(documents: list[dict[str, Any]]) -> None:
-    resources = documents[0]["deploymentSpec"]["executors"]["exec-training"]["container"][
-        "resources"
-    ]
-    assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu"
-    assert resources["accelerator"]["resourceCount"] == "1"
-    assert (resources["resourceCpuRequest"], resources["resourceMemoryLimit"]) == ("4", "16G")
+def _training_placement(documents: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training container's resources and its Kubernetes platform settings."""
+    container = documents[0]["deploymentSpec"]["executors"]["exec-training"]["container"]
     kubernetes = documents[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    training = kubernetes["exec-training"]
-    assert training["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
-    assert training["tolerations"][0]["key"] == "nvidia.com/gpu"
     others = [e for name, e in kubernetes.items() if name != "exec-training"]
-    assert all("nodeSelector" not in e for e in others)
+    assert all("nodeSelector" not in e and "tolerations" not in e for e in others)
+    return container["resources"], kubernetes["exec-training"]
+
+
+def test_training_requests_one_gpu_and_resources(documents: list[dict[str, Any]]) -> None:
+    resources, training = _training_placement(documents)
+    accelerator = resources["accelerator"]
+    assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("nvidia.com/gpu", "1")
+    assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == ("4", "4")
+    assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == ("16G", "16G")
+    assert training["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+    assert training["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+
+
+def test_training_resources_are_configurable_at_compile_time() -> None:
+    config = TrainingResources(
+        cpu_request="8",
+        cpu_limit="12",
+        memory_request="32G",
+        memory_limit="48G",
+        accelerator_type="nvidia.com/gpu",
+        accelerator_count=2,
+        node_selector={"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"},
+        tolerations=(Toleration("dedicated", "Equal", "NoExecute", "ml-training"),),
+    )
+    documents = compile_documents(config)
+    resources, training = _training_placement(documents)
+    accelerator = resources["accelerator"]
+    assert (accelerator["resourceType"], accelerator["resourceCount"]) == ("nvidia.com/gpu", "2")
+    assert (resources["resourceCpuRequest"], resources["resourceCpuLimit"]) == ("8", "12")
+    assert (resources["resourceMemoryRequest"], resources["resourceMemoryLimit"]) == ("32G", "48G")
+    assert training["nodeSelector"]["labels"] == {
+        "cloud.google.com/gke-accelerator": "nvidia-h100-80gb"
+    }
+    assert training["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ml-training", "effect": "NoExecute"}
+    ]
+    assert embedded_sha256(documents) != embedded_sha256(load_documents())
+    cpu_only, _ = _training_placement(compile_documents(TrainingResources(accelerator_count=0)))
+    assert "accelerator" not in cpu_only
+    with pytest.raises(ValueError, match="accelerator_count"):
+        TrainingResources(accelerator_count=-1)
 
 
 def test_spec_contains_no_credentials() -> None:

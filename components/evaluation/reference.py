@@ -1,0 +1,98 @@
+"""The production model's reference data, found through MLMD: the Model artefact whose `stage`
+is `production` (the most recently updated one), and the test split of the feature set its
+training execution read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
+
+from aiact import lineage
+from aiact.featureset import load_feature_set
+from aiact.hashing import sha256_path
+from aiact.lineage import ArtifactRecord, LineageStore, properties_of
+from aiact.model_package import load_model_package
+from aiact.transform import FittedTransform
+from components.evaluation.core import NoProductionReference, ProductionReference
+
+NO_PRODUCTION_MODEL = "no production model in the metadata store (first deployment)"
+
+
+def production_model(store: LineageStore) -> mlmd_pb.Artifact | None:
+    """The current production model: the latest-updated Model whose stage is `production`."""
+    models = [
+        a
+        for a in store.store.get_artifacts_by_type(lineage.MODEL)
+        if properties_of(a).get("stage") == "production"
+    ]
+    return max(models, key=lambda a: (a.last_update_time_since_epoch, a.id), default=None)
+
+
+def _training_feature_set(store: LineageStore, model: mlmd_pb.Artifact) -> mlmd_pb.Artifact | None:
+    """The feature set read by the completed execution that produced `model`."""
+    mlmd = store.store
+    producers = [
+        e.execution_id
+        for e in mlmd.get_events_by_artifact_ids([model.id])
+        if e.type == mlmd_pb.Event.OUTPUT
+    ]
+    for execution in mlmd.get_executions_by_id(producers) if producers else []:
+        if execution.last_known_state != mlmd_pb.Execution.COMPLETE:
+            continue
+        for event in mlmd.get_events_by_execution_ids([execution.id]):
+            if event.type == mlmd_pb.Event.INPUT and event.path.steps[0].key == "feature_set":
+                [artifact] = mlmd.get_artifacts_by_id([event.artifact_id])
+                return artifact
+    return None
+
+
+def _local_path(uri: str) -> Path | None:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        return None
+    path = Path(parsed.path if parsed.scheme else uri)
+    return path if path.exists() else None
+
+
+def production_reference(
+    store: LineageStore, transform: FittedTransform
+) -> tuple[ProductionReference | NoProductionReference, list[ArtifactRecord]]:
+    """The production reference (through the candidate's `transform`) and the artefacts it
+    came from, to record as inputs; or why there is none."""
+    model = production_model(store)
+    if model is None:
+        return NoProductionReference(NO_PRODUCTION_MODEL), []
+    version = str(properties_of(model).get("version", model.name[:16]))
+    feature_set = _training_feature_set(store, model)
+    if feature_set is None:
+        return NoProductionReference(
+            f"production model {version} has no recorded training feature set", True
+        ), []
+    model_dir, features_dir = _local_path(model.uri), _local_path(feature_set.uri)
+    if model_dir is None or features_dir is None:
+        return NoProductionReference(
+            f"production model {version}: reference {feature_set.uri} or model {model.uri} "
+            "is not readable from this stage",
+            True,
+        ), []
+    if sha256_path(model_dir) != model.name or sha256_path(features_dir) != feature_set.name:
+        return NoProductionReference(
+            f"production model {version}: stored content differs from its recorded hash", True
+        ), []
+    test = load_feature_set(features_dir)["test"]
+    package = load_model_package(model_dir)
+    reference = ProductionReference(
+        model_version=version,
+        feature_set_uri=feature_set.uri,
+        features=transform.apply(test.raw),
+        scores=package.predict_proba(test.features),
+    )
+    records = [
+        ArtifactRecord(lineage.MODEL, model.uri, model.name, "production_model"),
+        ArtifactRecord(
+            lineage.FEATURE_SET, feature_set.uri, feature_set.name, "production_reference"
+        ),
+    ]
+    return reference, records
