@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from aiact.approval import APPROVED, REJECTED, ApprovalError, Decision, backend_from_uri
+from aiact.bundle import write_bundle
 from aiact.lineage import LineageError, LineageStore, properties_of
 
 DEFAULT_WORKDIR = Path(".aiact")
@@ -40,6 +41,9 @@ def _run_local(args: argparse.Namespace) -> int:
     print(f"stage outputs:     {workdir / 'pipeline_root'}")
     print(f"approvals:         {config.approvals_uri}")
     print(f"deployment ledger: {config.ledger_uri}")
+    bundle = workdir / "evidence" / result.run_id
+    write_bundle(store, result.run_id, bundle)
+    print(f"evidence bundle:   {bundle / 'manifest.json'} (AI Act articles -> evidence)")
     print("\nstages recorded in MLMD:")
     for execution in store.executions_of_run(result.run_id):
         note = execution.properties.get("error", "")
@@ -59,6 +63,15 @@ def _print_trace(store: LineageStore) -> None:
 
 def _trace(args: argparse.Namespace) -> int:
     _print_trace(LineageStore.connect(args.metadata_uri))
+    return 0
+
+
+def _evidence_bundle(args: argparse.Namespace) -> int:
+    manifest = write_bundle(LineageStore.connect(args.metadata_uri), args.run, args.out)
+    for article, content in manifest["articles"].items():
+        missing = ", ".join(content["missing"]) or "-"
+        print(f"{article:<20} {len(content['evidence']):>2} records  missing: {missing}")
+    print(f"wrote {args.out / 'manifest.json'}")
     return 0
 
 
@@ -191,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     trace = commands.add_parser("trace", help="trace the deployed model to data, code, approval")
     trace.add_argument("--metadata-uri", default=metadata_default)
     trace.set_defaults(handler=_trace)
+
+    bundle = commands.add_parser(
+        "evidence-bundle", help="write a run's evidence, mapped to AI Act articles"
+    )
+    bundle.add_argument("--run", required=True, help="pipeline run id (see `aiact runs`)")
+    bundle.add_argument("--out", type=Path, required=True)
+    bundle.add_argument("--metadata-uri", default=metadata_default)
+    bundle.set_defaults(handler=_evidence_bundle)
 
     runs = commands.add_parser("runs", help="list recorded pipeline runs")
     runs.add_argument("--metadata-uri", default=metadata_default)

@@ -19,12 +19,6 @@ from pipelines.local_run import LocalRunConfig, LocalRunResult, run_local
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[LocalRunConfig, LocalRunResult]:
-    config = LocalRunConfig(workdir=tmp_path_factory.mktemp("clean"), demo_approver="dana")
-    return config, run_local(config)
-
-
 def _store(config: LocalRunConfig) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(connection_config(config.metadata_uri))
 
@@ -131,7 +125,7 @@ def test_deployed_model_traces_to_raw_data_code_evaluation_and_approval(
 
 
 def test_biased_data_halts_at_the_evaluation_gate(tmp_path: Path) -> None:
-    config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", label_bias=0.5)
+    config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", label_bias=0.7)
     result = run_local(config)
     assert not result.succeeded and "'evaluation'" in result.error
     assert _stages(config, result.run_id) == {
