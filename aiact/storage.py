@@ -66,6 +66,32 @@ def fetch(uri: str, workdir: Path) -> Path:
     raise StorageError(f"unsupported source scheme {parsed.scheme!r} in {uri!r} (path or s3://)")
 
 
+def fetch_tree(uri: str, workdir: Path) -> Path:
+    """A local directory (or file) holding the artefact at `uri`: a path, or every object under
+    an ``s3://`` / ``minio://`` prefix (KFP stores output artefacts in MinIO as ``minio://``)."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return fetch(uri, workdir)
+    if parsed.scheme not in ("s3", "minio"):
+        raise StorageError(f"unsupported artefact scheme {parsed.scheme!r} in {uri!r}")
+    from minio.error import S3Error
+
+    bucket, prefix = _bucket_key(uri)
+    target = workdir / bucket / prefix
+    client = s3_client()
+    try:
+        objects = [o for o in client.list_objects(bucket, prefix=prefix, recursive=True)]
+        if not objects:
+            raise StorageError(f"no objects under {uri!r}")
+        for item in objects:
+            relative = item.object_name[len(prefix) :].lstrip("/")
+            destination = target / relative if relative else target
+            client.fget_object(bucket, item.object_name, str(destination))
+    except S3Error as exc:
+        raise StorageError(f"cannot fetch {uri!r}: {exc.code}: {exc.message}") from exc
+    return target
+
+
 def store_version(directory: Path, version: str, store: str | None = None) -> str | None:
     """Copy a content-addressed artefact directory to ``<store>/<version>/`` and return that
     URI; None when no store is configured (`store`, else ``AIACT_DATASET_STORE``).

@@ -101,6 +101,21 @@ def _configure(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
+def _with_object_storage(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """S3 endpoint from the ConfigMap and credentials from a Secret, as environment only."""
+    kubernetes.use_config_map_as_env(
+        task,
+        config_map_name=CONFIG_MAP,
+        config_map_key_to_env={"AIACT_S3_ENDPOINT": "AIACT_S3_ENDPOINT"},
+    )
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=S3_SECRET,
+        secret_key_to_env={"accesskey": "AWS_ACCESS_KEY_ID", "secretkey": "AWS_SECRET_ACCESS_KEY"},
+    )
+    return task
+
+
 def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., Any]:
     """The pipeline, with the training task's cluster resources fixed to `resources`."""
     training_resources = resources or TrainingResources()
@@ -144,19 +159,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 environment=environment,
             )
         )
-        kubernetes.use_config_map_as_env(
-            data,
-            config_map_name=CONFIG_MAP,
-            config_map_key_to_env={"AIACT_S3_ENDPOINT": "AIACT_S3_ENDPOINT"},
-        )
-        kubernetes.use_secret_as_env(
-            data,
-            secret_name=S3_SECRET,
-            secret_key_to_env={
-                "accesskey": "AWS_ACCESS_KEY_ID",
-                "secretkey": "AWS_SECRET_ACCESS_KEY",
-            },
-        )
+        _with_object_storage(data)
         features = _configure(
             feature_engineering(
                 dataset=data.outputs["dataset"],
@@ -189,6 +192,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 metadata_uri=metadata_uri,
             )
         )
+        _with_object_storage(evaluate)  # reads the production model's reference data
         register = _configure(
             registration(
                 model=train.outputs["model"],

@@ -4,8 +4,8 @@ training execution read."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
-from urllib.parse import urlparse
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
@@ -14,6 +14,7 @@ from aiact.featureset import load_feature_set
 from aiact.hashing import sha256_path
 from aiact.lineage import ArtifactRecord, LineageStore, properties_of
 from aiact.model_package import load_model_package
+from aiact.storage import StorageError, fetch_tree
 from aiact.transform import FittedTransform
 from components.evaluation.core import NoProductionReference, ProductionReference
 
@@ -48,14 +49,6 @@ def _training_feature_set(store: LineageStore, model: mlmd_pb.Artifact) -> mlmd_
     return None
 
 
-def _local_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
-        return None
-    path = Path(parsed.path if parsed.scheme else uri)
-    return path if path.exists() else None
-
-
 def production_reference(
     store: LineageStore, transform: FittedTransform
 ) -> tuple[ProductionReference | NoProductionReference, list[ArtifactRecord]]:
@@ -70,19 +63,21 @@ def production_reference(
         return NoProductionReference(
             f"production model {version} has no recorded training feature set", True
         ), []
-    model_dir, features_dir = _local_path(model.uri), _local_path(feature_set.uri)
-    if model_dir is None or features_dir is None:
-        return NoProductionReference(
-            f"production model {version}: reference {feature_set.uri} or model {model.uri} "
-            "is not readable from this stage",
-            True,
-        ), []
-    if sha256_path(model_dir) != model.name or sha256_path(features_dir) != feature_set.name:
-        return NoProductionReference(
-            f"production model {version}: stored content differs from its recorded hash", True
-        ), []
-    test = load_feature_set(features_dir)["test"]
-    package = load_model_package(model_dir)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            model_dir = fetch_tree(model.uri, Path(scratch) / "model")
+            features_dir = fetch_tree(feature_set.uri, Path(scratch) / "features")
+        except StorageError as exc:
+            return NoProductionReference(
+                f"production model {version}: reference not readable: {exc}", True
+            ), []
+        if sha256_path(model_dir) != model.name or sha256_path(features_dir) != feature_set.name:
+            return NoProductionReference(
+                f"production model {version}: stored content differs from its recorded hash",
+                True,
+            ), []
+        test = load_feature_set(features_dir)["test"]
+        package = load_model_package(model_dir)
     reference = ProductionReference(
         model_version=version,
         feature_set_uri=feature_set.uri,

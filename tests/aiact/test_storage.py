@@ -1,7 +1,6 @@
 """Object storage through the minio client, against an S3 server on 127.0.0.1 that the fixture
-starts and stops: a real Ceph RADOS Gateway (Debian radosgw 16.2, installed by
-hack/setup-services.sh) when present, else moto's ThreadedMotoServer (an S3 emulator). Tested
-against S3 via Ceph RGW on the development machine."""
+starts and stops: tested against S3 via Ceph RGW (Debian radosgw 16.2, installed by
+hack/setup-services.sh; one monitor and a memory-backed OSD)."""
 
 from __future__ import annotations
 
@@ -12,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from aiact import lineage
+from aiact.hashing import sha256_path
 from aiact.lineage import LineageStore, RunInfo
 from aiact.policy import load_policy
 from aiact.refdata import data_card, generate_credit_data
-from aiact.storage import StorageError, fetch, s3_client, store_version
+from aiact.storage import StorageError, fetch, fetch_tree, s3_client, store_version
 from tests.aiact.s3_server import ACCESS_KEY, SECRET_KEY, start_s3
 
 
@@ -126,3 +126,22 @@ def test_data_preparation_reads_parquet_from_s3_and_stores_the_version(
         f"prepared/{versions[0]}/{n}" for n in ("data.csv", "data_card.yaml", "schema.pbtxt")
     }
     assert lineage.properties_of(dataset)["source_uri"] == "s3://sources/credit/credit.parquet"
+
+
+def test_fetch_tree_downloads_a_kfp_style_artifact_directory(s3: object, tmp_path: Path) -> None:
+    """A directory artefact stored under a prefix (as KFP stores outputs in MinIO) comes back
+    byte-identical, under s3:// and KFP's minio:// scheme alike."""
+    source = tmp_path / "model"
+    (source / "nested").mkdir(parents=True)
+    (source / "model.json").write_text("{}\n")
+    (source / "nested" / "weights.pt").write_bytes(b"\x00\x01" * 100)
+    client = s3_client()
+    for path in source.rglob("*"):
+        if path.is_file():
+            key = f"runs/1/model/{path.relative_to(source).as_posix()}"
+            client.fput_object("datasets", key, str(path))
+    for scheme in ("s3", "minio"):
+        fetched = fetch_tree(f"{scheme}://datasets/runs/1/model", tmp_path / scheme)
+        assert sha256_path(fetched) == sha256_path(source)
+    with pytest.raises(StorageError, match="no objects under"):
+        fetch_tree("s3://datasets/runs/2/model", tmp_path / "missing")
