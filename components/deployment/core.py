@@ -38,3 +38,18 @@ def authorise(approval: dict[str, Any], model_sha256: str) -> dict[str, Any]:
             f"not sha256:{model_sha256[:12]}"
         )
     return dict(decision)
+
+
+def replaced_by_full_rollout(
+    plan: dict[str, Any], model_id: int, model_name: str, production: list[Any]
+) -> list[Any]:
+    """The production models a full rollout retires: same model name, not the new model.
+    Canary and shadow rollouts run beside the current production model and retire nothing."""
+    if plan["strategy"] != "full":
+        return []
+    return [
+        artifact
+        for artifact in production
+        if artifact.id != model_id
+        and artifact.custom_properties["model_name"].string_value == model_name
+    ]

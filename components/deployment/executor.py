@@ -40,6 +40,10 @@ def run_deployment(
         decision = core.authorise(json.loads(approval_path.read_text()), model.content_sha256)
         manifest = json.loads((model_dir / "model.json").read_text())
         ledger = ledger_from_uri(ledger_uri)
+        stored = stage.lineage.require_artifact(lineage.MODEL, model.content_sha256)
+        replaced = core.replaced_by_full_rollout(
+            plan, stored.id, manifest["model_name"], production_models(stage.lineage)
+        )
         entry: dict[str, Any] = ledger.append(
             {
                 "model_name": manifest["model_name"],
@@ -52,6 +56,7 @@ def run_deployment(
                 "environment": stage.run.environment,
                 "pipeline_run_id": stage.run.run_id,
                 "deployed_at": utc_now(),
+                "archives": [lineage.version_of(a.name) for a in replaced],
                 **plan,
             }
         )
@@ -65,6 +70,16 @@ def run_deployment(
             "ledger_uri": str(ledger.path),
         }
         stage.wrote(lineage.DEPLOYMENT, deployment_path, deployment_uri, "deployment", properties)
-        stored = stage.lineage.require_artifact(lineage.MODEL, model.content_sha256)
         stage.lineage.update_artifact(stored.id, {"stage": "production"})
+        for previous in replaced:
+            stage.lineage.update_artifact(previous.id, {"stage": "archived"})
         return properties
+
+
+def production_models(store: lineage.LineageStore) -> list[Any]:
+    """Every Model artefact currently in the `production` stage."""
+    return [
+        artifact
+        for artifact in store.store.get_artifacts_by_type(lineage.MODEL)
+        if lineage.properties_of(artifact).get("stage") == "production"
+    ]
