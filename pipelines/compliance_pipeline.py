@@ -131,6 +131,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
         model_name: str = "credit-scoring",
         training_device: str = "auto",
         environment: str = "",
+        baseline_dataset_uri: str = "",
         metadata_uri: str = "",
         code_commit: str = "",
         pipeline_spec_sha256: str = "",
@@ -157,6 +158,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 code_commit=code_commit,
                 pipeline_spec_sha256=pipeline_spec_sha256,
                 environment=environment,
+                baseline_dataset_uri=baseline_dataset_uri,
             )
         )
         _with_object_storage(data)

@@ -17,12 +17,14 @@ def data_preparation(
     code_commit: str,
     pipeline_spec_sha256: str,
     environment: str,
+    baseline_dataset_uri: str,
     dataset: Output[Dataset],
     validation_report: Output[Artifact],
     validation_report_html: Output[HTML],
 ):
     """Check the source's quality with TFDV against the declared schema and policy; emit a
-    content-versioned dataset. Fails (halting the pipeline) when the data quality gate fails."""
+    content-versioned dataset. With `baseline_dataset_uri` (an earlier validated dataset) it also
+    checks drift. Fails (halting the pipeline) when the data quality gate fails."""
     from pathlib import Path
 
     from aiact.stage import run_info
@@ -40,5 +42,6 @@ def data_preparation(
         report_path=Path(validation_report.path),
         report_uri=validation_report.uri,
         report_html_path=Path(validation_report_html.path),
+        baseline_dataset_uri=baseline_dataset_uri,
     )
     dataset.metadata.update(metadata)

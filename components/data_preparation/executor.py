@@ -18,7 +18,7 @@ from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
 from aiact.specs import load_feature_spec, spec_text
 from aiact.stage import stage_execution
-from aiact.storage import fetch, store_version
+from aiact.storage import fetch, fetch_tree, store_version
 from components.data_preparation import core
 
 STAGE = "data_preparation"
@@ -67,12 +67,13 @@ def run_data_preparation(
     report_path: Path,
     report_uri: str,
     report_html_path: Path,
-    baseline_dataset_dir: Path | None = None,
+    baseline_dataset_uri: str = "",
 ) -> dict[str, PropertyValue]:
     """Run the stage; returns the dataset's metadata. Raises GateFailed on a breach.
 
-    `baseline_dataset_dir` (a dataset this stage produced before, e.g. the training data of the
-    serving model) adds the drift checks; it must have passed this gate itself."""
+    `baseline_dataset_uri` (a dataset this stage produced before, e.g. the training data of the
+    serving model; a path, s3:// or minio://) adds the drift checks; it must have passed this
+    gate itself."""
     spec = load_feature_spec(use_case)
     thresholds = section(policy, "data_quality")
     with (
@@ -94,9 +95,10 @@ def run_data_preparation(
             properties=_card_properties(card),
         )
         baseline = None
-        if baseline_dataset_dir is not None:
-            stage.read(lineage.DATASET, baseline_dataset_dir, str(baseline_dataset_dir), "baseline")
-            baseline = pd.read_csv(baseline_dataset_dir / DATA_FILE)
+        if baseline_dataset_uri:
+            baseline_dir = fetch_tree(baseline_dataset_uri, Path(scratch) / "baseline")
+            stage.read(lineage.DATASET, baseline_dir, baseline_dataset_uri, "baseline")
+            baseline = pd.read_csv(baseline_dir / DATA_FILE)
         schema_text = spec_text(use_case, "schema.pbtxt")
         schema_path = Path(scratch) / "schema.pbtxt"
         schema_path.write_text(schema_text)

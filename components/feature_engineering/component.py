@@ -1,7 +1,7 @@
 """KFP declaration of the feature engineering stage."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Output
 
 from components.images import DATA_IMAGE
 
@@ -17,6 +17,7 @@ def feature_engineering(
     feature_set: Output[Dataset],
     transform: Output[Artifact],
     feature_report: Output[Artifact],
+    feature_report_html: Output[HTML],
 ):
     """Split the validated dataset, fit the declared transform on the training split, and fail
     when any feature leaves its declared range or the schema differs from the specification."""
@@ -39,5 +40,6 @@ def feature_engineering(
         transform_uri=transform.uri,
         report_path=Path(feature_report.path),
         report_uri=feature_report.uri,
+        report_html_path=Path(feature_report_html.path),
     )
     feature_set.metadata.update(metadata)

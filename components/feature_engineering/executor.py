@@ -38,6 +38,7 @@ def run_feature_engineering(
     transform_uri: str,
     report_path: Path,
     report_uri: str,
+    report_html_path: Path | None = None,
 ) -> dict[str, PropertyValue]:
     """Run the stage; returns the feature set's metadata. Raises GateFailed on a breach."""
     spec = load_feature_spec(use_case)
@@ -64,7 +65,7 @@ def run_feature_engineering(
         report = build_report(
             "Feature specification report", gate, sections, policy_sha256=policy_digest
         )
-        write_report(report_path, None, report)
+        write_report(report_path, report_html_path, report)
         stage.wrote(
             lineage.DATA_VALIDATION_REPORT,
             report_path,

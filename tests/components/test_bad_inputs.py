@@ -213,7 +213,7 @@ class Stages:
             report_path=out / "report.json",
             report_uri=str(out / "report.json"),
             report_html_path=out / "report.html",
-            baseline_dataset_dir=baseline,
+            baseline_dataset_uri=str(baseline or ""),
         )
         return out / "dataset"
 
