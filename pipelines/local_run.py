@@ -82,8 +82,14 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
     from pipelines.compliance_pipeline import compliance_pipeline
 
     workdir = config.workdir.resolve()
+    # One folder per generator setting, so a later run never overwrites a source an earlier
+    # run's lineage points at.
+    variant = (
+        f"rows{config.rows}-seed{config.data_seed}-bias{config.label_bias:g}"
+        f"-drift{config.drift:g}-corruption{config.corruption:g}"
+    )
     reference = write_reference_dataset(
-        workdir / "data",
+        workdir / "data" / variant,
         rows=config.rows,
         seed=config.data_seed,
         label_bias=config.label_bias,
