@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from aiact.hashing import canonical_json, sha256_path
+from aiact.hashing import canonical_json, sha256_json, sha256_path
 from aiact.lineage import (
     GATE_POLICY,
     ArtifactRecord,
@@ -67,11 +67,21 @@ class StageContext:
         uri: str,
         role: str,
         properties: Mapping[str, PropertyValue] | None = None,
+        *,
+        content_sha256: str = "",
     ) -> ArtifactRecord:
-        """Declare an output; its content hash becomes its identity in MLMD."""
-        record = ArtifactRecord(type_name, uri, sha256_path(path), role, dict(properties or {}))
+        """Declare an output; its content hash (computed here unless the caller already has it)
+        becomes its identity in MLMD."""
+        digest = content_sha256 or sha256_path(path)
+        record = ArtifactRecord(type_name, uri, digest, role, dict(properties or {}))
         self.outputs.append(record)
         return record
+
+    def record_statistics(self, when: str, digest: Mapping[str, Any]) -> None:
+        """Keep a statistics digest (`when` = before/after the step) and its hash on the
+        execution, so an auditor sees what the step changed."""
+        self.properties[f"statistics_{when}"] = canonical_json(dict(digest)).decode()
+        self.properties[f"statistics_{when}_sha256"] = sha256_json(dict(digest))
 
     def read_policy(self, policy: Mapping[str, Any]) -> str:
         """Declare the gate policy as an input; its full text is kept on the artefact."""

@@ -13,7 +13,7 @@ import yaml
 
 from aiact import lineage
 from aiact.evidence import build_report, write_report
-from aiact.hashing import canonical_json, sha256_bytes, sha256_json, sha256_path
+from aiact.hashing import sha256_bytes, sha256_json, sha256_path
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
 from aiact.specs import load_feature_spec, spec_text
@@ -123,8 +123,7 @@ def run_data_preparation(
             )
             gate = outcome.gate
             before = core.statistics_digest(frame)
-            stage.properties["statistics_before"] = canonical_json(before).decode()
-            stage.properties["statistics_before_sha256"] = sha256_json(before)
+            stage.record_statistics("before", before)
             sections = {"source": source_section, **outcome.evidence}
             sections["statistics_before"] = before
         report = build_report("Data quality report", gate, sections, policy_sha256=policy_digest)
@@ -140,13 +139,13 @@ def run_data_preparation(
 
         prepared = core.prepare(frame)
         after = core.statistics_digest(prepared)
-        stage.properties["statistics_after"] = canonical_json(after).decode()
-        stage.properties["statistics_after_sha256"] = sha256_json(after)
+        stage.record_statistics("after", after)
         dataset_dir.mkdir(parents=True, exist_ok=True)
         prepared.to_csv(dataset_dir / DATA_FILE, index=False, lineterminator="\n")
         shutil.copyfile(card_path, dataset_dir / "data_card.yaml")
         shutil.copyfile(schema_path, dataset_dir / "schema.pbtxt")
-        version = lineage.version_of(sha256_path(dataset_dir))
+        digest = sha256_path(dataset_dir)
+        version = lineage.version_of(digest)
         stored = store_version(dataset_dir, version)
         metadata: dict[str, PropertyValue] = {
             "rows": len(prepared),
@@ -160,6 +159,8 @@ def run_data_preparation(
         }
         if stored:
             metadata["stored_uri"] = stored
-        stage.wrote(lineage.DATASET, dataset_dir, dataset_uri, "dataset", metadata)
+        stage.wrote(
+            lineage.DATASET, dataset_dir, dataset_uri, "dataset", metadata, content_sha256=digest
+        )
         stage.properties["output_version"] = version
         return {**metadata, "version": version}

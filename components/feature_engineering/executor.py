@@ -11,7 +11,6 @@ import pandas as pd
 from aiact import lineage
 from aiact.evidence import build_report, write_report
 from aiact.featureset import save_feature_set
-from aiact.hashing import canonical_json, sha256_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
 from aiact.specs import load_feature_spec
@@ -48,11 +47,10 @@ def run_feature_engineering(
         stage.properties["input_version"] = lineage.version_of(read.content_sha256)
         frame = pd.read_csv(dataset_dir / DATA_FILE)
         before = statistics_digest(frame)
-        stage.properties["statistics_before"] = canonical_json(before).decode()
+        stage.record_statistics("before", before)
         gate, transform, splits = core.engineer_features(
             frame, spec, section(policy, "features"), seed
         )
-        stage.properties["statistics_before_sha256"] = sha256_json(before)
         sections: dict[str, Any] = {"statistics_before": before}
         if transform is not None:
             after = statistics_digest(
@@ -60,8 +58,7 @@ def run_feature_engineering(
             )
             sections["statistics_after_train"] = after
             sections["split_rows"] = {name: len(s.raw) for name, s in splits.items()}
-            stage.properties["statistics_after"] = canonical_json(after).decode()
-            stage.properties["statistics_after_sha256"] = sha256_json(after)
+            stage.record_statistics("after", after)
         report = build_report(
             "Feature specification report", gate, sections, policy_sha256=policy_digest
         )
