@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +24,25 @@ def build_report(
     return report
 
 
-def write_json(path: Path, report: dict[str, Any]) -> None:
-    """Write a report as stable, human-diffable JSON."""
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that a reader sees either nothing or the whole file: a temporary file in
+    the same directory, flushed to disk, then renamed over `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    """Write a report as stable, human-diffable JSON (atomically)."""
+    write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _cell(value: Any) -> str:
@@ -92,5 +109,4 @@ def write_report(
     """Write the JSON evidence and, when asked, its HTML view (with any figures)."""
     write_json(json_path, report)
     if html_path is not None:
-        html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(render_html(report, figures))
+        write_atomic(html_path, render_html(report, figures))

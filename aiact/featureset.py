@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from aiact.evidence import write_atomic
+
 SPLITS = ("train", "validation", "test")
 
 
@@ -26,7 +28,7 @@ class FeatureSplit:
 def save_feature_set(directory: Path, splits: dict[str, FeatureSplit], names: list[str]) -> None:
     """Write every split and the feature names."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "feature_names.json").write_text(json.dumps(names, indent=1) + "\n")
+    write_atomic(directory / "feature_names.json", json.dumps(names, indent=1) + "\n")
     for name, split in splits.items():
         target = directory / name
         target.mkdir(exist_ok=True)

@@ -17,7 +17,9 @@ file to MySQL or to a metadata gRPC service:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,22 +51,10 @@ INTEGRATION_TEST_REPORT = "aiact.IntegrationTestReport"
 APPROVAL = "aiact.Approval"
 DEPLOYMENT = "aiact.Deployment"
 
-ARTIFACT_TYPES = (
-    RAW_DATASET,
-    DATA_CARD,
-    GATE_POLICY,
-    DATA_VALIDATION_REPORT,
-    DATASET,
-    FEATURE_SET,
-    FEATURE_TRANSFORM,
-    MODEL,
-    TRAINING_REPORT,
-    EVALUATION_REPORT,
-    MODEL_REGISTRATION,
-    INTEGRATION_TEST_REPORT,
-    APPROVAL,
-    DEPLOYMENT,
-)
+# MLMD's SQLite backend has no busy timeout: a writer that meets another process's transaction
+# retries briefly, then raises AbortedError (the transaction was rolled back, so a retry is
+# safe). Concurrent runs on one store therefore retry such calls for up to this long.
+RETRY_DEADLINE_S = 60.0
 
 
 class LineageError(RuntimeError):
@@ -177,17 +167,63 @@ def properties_of(node: Any) -> dict[str, PropertyValue]:
     return values
 
 
+class RetryingStore:
+    """A MetadataStore whose calls are retried, with jittered backoff, while the backend reports
+    a concurrent transaction (``AbortedError``, SQLite "database is locked")."""
+
+    def __init__(self, store: metadata_store.MetadataStore, deadline_s: float = RETRY_DEADLINE_S):
+        self._store = store
+        self._deadline_s = deadline_s
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._retry(method, *args, **kwargs)
+
+        return call
+
+    def _retry(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + self._deadline_s
+        delay = 0.02
+        while True:
+            try:
+                return method(*args, **kwargs)
+            except mlmd_errors.AbortedError:
+                if time.monotonic() >= deadline:
+                    raise
+            except mlmd_errors.InternalError as exc:
+                if "locked" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
 class LineageStore:
     """The suite's view of one ML Metadata store."""
 
     def __init__(self, store: metadata_store.MetadataStore) -> None:
-        self.store = store
+        self.store: Any = RetryingStore(store) if not isinstance(store, RetryingStore) else store
         self._type_ids: dict[tuple[str, str], int] = {}
 
     @classmethod
     def connect(cls, uri: str) -> LineageStore:
         """Open (and on first use create) the store named by `uri`."""
-        return cls(metadata_store.MetadataStore(connection_config(uri)))
+        config = connection_config(uri)
+        deadline = time.monotonic() + RETRY_DEADLINE_S
+        while True:
+            try:
+                return cls(metadata_store.MetadataStore(config))
+            except (mlmd_errors.AbortedError, mlmd_errors.InternalError) as exc:
+                if "locked" not in str(exc).lower() and not isinstance(
+                    exc, mlmd_errors.AbortedError
+                ):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.05 + random.random() * 0.1)
 
     # -- types -------------------------------------------------------------------------------
 

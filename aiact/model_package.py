@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from aiact.evidence import write_atomic
 from aiact.transform import FittedTransform
 
 WEIGHTS = "weights.pt"
@@ -74,7 +75,7 @@ def save_model_package(
     buffer = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buffer)
     (directory / WEIGHTS).write_bytes(buffer.getvalue())
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_atomic(directory / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     transform.save(directory / TRANSFORM)
 
 

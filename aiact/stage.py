@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from aiact.custody import Custody, CustodyError, Verifier, short
 from aiact.hashing import canonical_json, sha256_json, sha256_path
 from aiact.lineage import (
     GATE_POLICY,
@@ -41,6 +42,28 @@ class StageContext:
     properties: dict[str, PropertyValue] = field(default_factory=dict)
     artifact_ids: dict[str, int] = field(default_factory=dict)
     execution_id: int = 0
+    _verifier: Verifier | None = None
+
+    @property
+    def verifier(self) -> Verifier:
+        """The chain-of-custody verifier of this execution (one per stage, files re-hashed)."""
+        if self._verifier is None:
+            self._verifier = Verifier(self.lineage)
+        return self._verifier
+
+    def verified(self, custody: Custody) -> Custody:
+        """Record a verified upstream chain on this execution."""
+        self.properties["custody_through"] = custody.through
+        self.properties["custody_sha256"] = custody.sha256()
+        return custody
+
+    def require_same(self, what: str, given: str, expected: str, source: str) -> None:
+        """Refuse an input that is not the one the verified chain produced."""
+        if given != expected:
+            raise CustodyError(
+                f"{what} {short(given)} is not the one {source} produced in run "
+                f"{self.run.run_id} ({short(expected)}): inputs are cross-wired"
+            )
 
     def read(
         self,
@@ -138,6 +161,8 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
             context.properties["gate_breaches"] = "; ".join(
                 check.name for check in error.result.breaches
             )
+        if context._verifier is not None:
+            context._verifier.close()
         context.execution_id, context.artifact_ids = lineage.record_execution(
             run=run,
             stage=stage,

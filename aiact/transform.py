@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aiact.evidence import write_atomic
 from aiact.specs import FeatureSpec
 
 
@@ -88,7 +89,7 @@ class FittedTransform:
 
     def save(self, path: Path) -> None:
         """Write as sorted, indented JSON (stable bytes for the same fit)."""
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        write_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> FittedTransform:

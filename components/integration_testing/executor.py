@@ -37,8 +37,28 @@ def run_integration_testing(
     with stage_execution(STAGE, run, metadata_uri) as stage:
         policy_digest = stage.read_policy(policy)
         model = stage.read(lineage.MODEL, model_dir, model_uri, "model")
-        stage.read(lineage.MODEL_REGISTRATION, registration_path, registration_uri, "registration")
-        stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
+        registration = stage.read(
+            lineage.MODEL_REGISTRATION, registration_path, registration_uri, "registration"
+        )
+        features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
+        custody = stage.verified(
+            stage.verifier.verify_model(
+                model.content_sha256, run_id=stage.run.run_id, through="registration"
+            )
+        )
+        stage.require_same(
+            "registration",
+            registration.content_sha256,
+            custody.digest("registration", "registration"),
+            f"the registration of model {model.content_sha256[:12]}",
+        )
+        stage.require_same(
+            "feature set",
+            features.content_sha256,
+            custody.digest("training", "feature_set"),
+            "training read",
+        )
+        stage.require_same("gate policy", policy_digest, custody.policy_sha256, "the earlier gates")
         package = load_model_package(model_dir)
         holdout = load_feature_set(feature_set_dir)["test"]
         sample = holdout.raw.head(SAMPLE_ROWS)
@@ -50,7 +70,13 @@ def run_integration_testing(
         report = build_report(
             "Integration test report",
             gate,
-            {"model_sha256": model.content_sha256, "environment": "local-process", **evidence},
+            {
+                "model_sha256": model.content_sha256,
+                "registration_sha256": registration.content_sha256,
+                "feature_set_sha256": features.content_sha256,
+                "environment": "local-process",
+                **evidence,
+            },
             policy_sha256=policy_digest,
         )
         write_report(report_path, None, report)

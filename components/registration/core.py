@@ -17,7 +17,8 @@ def registration_record(
     evaluation_report: dict[str, Any],
     evaluation_report_uri: str,
     evaluation_report_sha256: str,
-    dataset_version: str,
+    dataset_sha256: str,
+    feature_set_sha256: str,
     code_commit: str,
     run_id: str,
 ) -> dict[str, Any]:
@@ -38,7 +39,9 @@ def registration_record(
         "stage": "staging",
         "evaluation_report_uri": evaluation_report_uri,
         "evaluation_report_sha256": evaluation_report_sha256,
-        "dataset_version": dataset_version,
+        "dataset_version": dataset_sha256[:16],
+        "dataset_sha256": dataset_sha256,
+        "feature_set_sha256": feature_set_sha256,
         "code_commit": code_commit,
         "pipeline_run_id": run_id,
     }

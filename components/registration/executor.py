@@ -39,6 +39,23 @@ def run_registration(
             "evaluation_report",
         )
         dataset = stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
+        custody = stage.verified(
+            stage.verifier.verify_model(
+                model.content_sha256, run_id=stage.run.run_id, through="evaluation"
+            )
+        )
+        stage.require_same(
+            "evaluation report",
+            report.content_sha256,
+            custody.digest("evaluation", "evaluation_report"),
+            f"the evaluation of model {model.content_sha256[:12]}",
+        )
+        stage.require_same(
+            "dataset",
+            dataset.content_sha256,
+            custody.digest("data_preparation", "dataset"),
+            "data preparation",
+        )
         context = lineage.properties_of(stage.lineage.run_context(run.run_id))
         manifest = json.loads((model_dir / "model.json").read_text())
         record = core.registration_record(
@@ -47,7 +64,8 @@ def run_registration(
             evaluation_report=json.loads(evaluation_report_path.read_text()),
             evaluation_report_uri=evaluation_report_uri,
             evaluation_report_sha256=report.content_sha256,
-            dataset_version=lineage.version_of(dataset.content_sha256),
+            dataset_sha256=dataset.content_sha256,
+            feature_set_sha256=custody.digest("training", "feature_set"),
             code_commit=str(context.get("code_commit", "")),
             run_id=run.run_id,
         )

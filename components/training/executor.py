@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiact import lineage
-from aiact.evidence import write_json
+from aiact.evidence import write_atomic, write_json
 from aiact.featureset import load_feature_set
 from aiact.hashing import sha256_json
 from aiact.lineage import PropertyValue, RunInfo
@@ -42,8 +42,13 @@ def run_training(
 ) -> dict[str, PropertyValue]:
     """Run the stage; returns the model's metadata."""
     with stage_execution(STAGE, run, metadata_uri) as stage:
-        stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
-        stage.read(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
+        features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
+        fitted = stage.read(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
+        stage.verified(
+            stage.verifier.verify_features(
+                features.content_sha256, fitted.content_sha256, stage.run.run_id
+            )
+        )
         params = core.Hyperparameters.from_dict(hyperparameters)
         splits = load_feature_set(feature_set_dir)
         transform = FittedTransform.load(transform_path)
@@ -78,8 +83,7 @@ def run_training(
         }
         write_json(report_path, report)
         if report_html_path is not None:
-            report_html_path.parent.mkdir(parents=True, exist_ok=True)
-            report_html_path.write_text(render_training_html(report))
+            write_atomic(report_html_path, render_training_html(report))
         stage.wrote(lineage.TRAINING_REPORT, report_path, report_uri, "training_report")
         metadata: dict[str, PropertyValue] = {
             "model_name": model_name,

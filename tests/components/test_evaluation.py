@@ -19,12 +19,10 @@ from fairlearn.metrics import (
 )
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
-from aiact import lineage
 from aiact.featureset import FeatureSplit, save_feature_set
-from aiact.hashing import sha256_path
-from aiact.lineage import ArtifactRecord, LineageStore, RunInfo, properties_of
+from aiact.lineage import LineageStore, RunInfo, properties_of
 from aiact.model_package import ModelPackage, TabularMLP, save_model_package
-from aiact.policy import GateFailed
+from aiact.policy import GateFailed, load_policy
 from aiact.refdata import generate_credit_data
 from aiact.specs import load_feature_spec
 from aiact.transform import FittedTransform
@@ -32,6 +30,7 @@ from components.evaluation.core import EvaluationOutcome, NoProductionReference,
 from components.evaluation.executor import run_evaluation
 from components.evaluation.reference import NO_PRODUCTION_MODEL
 from components.evaluation.robustness import feature_blocks
+from tests.chain import record_upstream
 from tests.components.conftest import build_features, train_package
 
 FIRST_DEPLOYMENT = NoProductionReference(NO_PRODUCTION_MODEL)
@@ -151,30 +150,10 @@ def test_drifted_holdout_fails_the_drift_gate(
 def _record_upstream(
     uri: str, run: RunInfo, feature_dir: Path, model_dir: Path, *, production: bool = False
 ) -> None:
-    """Record a completed feature stage and training stage, as the pipeline would."""
-    store = LineageStore.connect(uri)
-    features = ArtifactRecord(
-        lineage.FEATURE_SET, str(feature_dir), sha256_path(feature_dir), "feature_set"
-    )
-    model = ArtifactRecord(lineage.MODEL, str(model_dir), sha256_path(model_dir), "model")
-    store.record_execution(
-        run=run,
-        stage="feature_engineering",
-        inputs=[],
-        outputs=[features],
-        succeeded=True,
-        properties={},
-    )
-    _, ids = store.record_execution(
-        run=run,
-        stage="training",
-        inputs=[features],
-        outputs=[model],
-        succeeded=True,
-        properties={},
-    )
+    """Record a completed chain up to training, as the pipeline would."""
+    ids = record_upstream(uri, run, feature_dir, model_dir, load_policy())
     if production:
-        store.update_artifact(ids["model"], {"stage": "production"})
+        LineageStore.connect(uri).update_artifact(ids["model"], {"stage": "production"})
 
 
 def _stage(

@@ -14,7 +14,8 @@ def _register(report: dict, model_sha: str = "a" * 64) -> dict:
         evaluation_report=report,
         evaluation_report_uri="/eval",
         evaluation_report_sha256="e" * 64,
-        dataset_version="d" * 16,
+        dataset_sha256="d" * 64,
+        feature_set_sha256="f" * 64,
         code_commit="abc",
         run_id="run-1",
     )

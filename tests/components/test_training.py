@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from aiact.featureset import FeatureSplit, save_feature_set
+from aiact.featureset import FeatureSplit
 from aiact.hashing import sha256_json, sha256_path
-from aiact.lineage import FEATURE_SET, FEATURE_TRANSFORM, ArtifactRecord, LineageStore, RunInfo
+from aiact.lineage import RunInfo
 from aiact.transform import FittedTransform
 from components.training.core import Hyperparameters, select_device, train_model
 from components.training.executor import run_training
+from tests.chain import Chain
 from tests.components.conftest import train_package
 
 
@@ -70,26 +71,10 @@ def test_stage_records_loss_curves_hyperparameters_and_environment(
     tmp_path: Path,
     sqlite_uri: str,
     run: RunInfo,
-    clean_features: tuple[FittedTransform, dict[str, FeatureSplit]],
 ) -> None:
-    transform, splits = clean_features
-    feature_dir, transform_path = tmp_path / "features", tmp_path / "transform.json"
-    save_feature_set(feature_dir, splits, transform.feature_names)
-    transform.save(transform_path)
-    upstream = [
-        ArtifactRecord(FEATURE_SET, str(feature_dir), sha256_path(feature_dir), "feature_set"),
-        ArtifactRecord(
-            FEATURE_TRANSFORM, str(transform_path), sha256_path(transform_path), "transform"
-        ),
-    ]
-    LineageStore.connect(sqlite_uri).record_execution(
-        run=run,
-        stage="feature_engineering",
-        inputs=[],
-        outputs=upstream,
-        succeeded=True,
-        properties={},
-    )
+    chain = Chain(tmp_path / "chain", sqlite_uri, run.run_id)
+    chain.prepare()
+    feature_dir, transform_path = chain.engineer(), chain.paths["transform"]
     report_path, html_path = tmp_path / "training_report.json", tmp_path / "training.html"
     metadata = run_training(
         run=run,

@@ -1,0 +1,633 @@
+"""Chain of custody: proof, from ML Metadata and from the artefacts themselves, that a model
+reached a stage through its OWN passed gates, in ONE pipeline run, in order.
+
+One verifier serves every consumer: each stage before it acts (it verifies the part of the chain
+it depends on), deployment before it touches the ledger, and the audit commands
+(`aiact verify-model`, `aiact trace --verify`, the evidence bundle). For a model digest and a run
+it proves:
+
+- data preparation, feature engineering, training, evaluation, registration, integration
+  testing, approval (and deployment) each have a COMPLETE execution in that run, recorded in
+  that order, whose recorded outcome agrees with its state (a FAILED execution flipped to
+  COMPLETE in the store still carries its failure outcome, and is refused);
+- every link is bound to the next by the artefacts MLMD says it consumed AND by what the
+  artefacts themselves name: the evaluation report names the model and feature set it
+  evaluated, the registration names model, evaluation report and dataset, the integration
+  report names model and registration, the approval request names model, evaluation report,
+  integration report and run, the deployment names model and approval;
+- every gate report passed, and one gate policy (hash) governs every gate of the run;
+- no execution of the run FAILED;
+- every artefact's content, re-hashed from storage now, equals its MLMD record.
+
+A broken link fails with one line that names it, e.g. "evaluation report 9a38c1d2e4f5 evaluated
+model be82aa01c3d4, not 262611aa9f0e".
+
+The store is writable by pipeline pods, so this is defence in depth: it catches cross-wiring,
+edited evidence and naive tampering, not a forger who rewrites the store and the files
+consistently. The deployment ledger (written once per entry, outside the submitter's reach) and
+the cluster's admission of approvals are the anchors; see README "Security model".
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
+
+from aiact import lineage
+from aiact.hashing import sha256_json, sha256_path
+from aiact.lineage import LineageError, LineageStore, PropertyValue, properties_of
+
+CHAIN = (
+    "data_preparation",
+    "feature_engineering",
+    "training",
+    "evaluation",
+    "registration",
+    "integration_testing",
+    "approval",
+    "deployment",
+)
+# The report each gate writes, whose verdict must be `passed`.
+GATE_REPORTS = {
+    "data_preparation": "validation_report",
+    "feature_engineering": "feature_report",
+    "evaluation": "evaluation_report",
+    "integration_testing": "integration_report",
+}
+# Stages that read the gate policy; one hash must govern them all.
+POLICY_STAGES = ("data_preparation", "feature_engineering", "evaluation", "integration_testing")
+
+
+class CustodyError(LineageError):
+    """A link of the chain of custody is missing, cross-wired or altered."""
+
+
+def short(digest: str) -> str:
+    """The 12-hex-digit form of a digest used in messages."""
+    return digest[:12] if digest else "(none)"
+
+
+@dataclass(frozen=True)
+class Link:
+    """One stage execution of the chain with the artefacts it read and wrote, by role."""
+
+    stage: str
+    execution_id: int
+    state: str
+    properties: dict[str, PropertyValue]
+    inputs: dict[str, mlmd_pb.Artifact]
+    outputs: dict[str, mlmd_pb.Artifact]
+
+    def input(self, role: str) -> str:
+        """Content digest of an input role ('' when absent)."""
+        artifact = self.inputs.get(role)
+        return artifact.name if artifact is not None else ""
+
+    def output(self, role: str) -> str:
+        """Content digest of an output role ('' when absent)."""
+        artifact = self.outputs.get(role)
+        return artifact.name if artifact is not None else ""
+
+    def artifacts(self) -> Iterable[tuple[str, mlmd_pb.Artifact]]:
+        """Every artefact of the link with its role."""
+        yield from self.inputs.items()
+        yield from self.outputs.items()
+
+
+@dataclass
+class Custody:
+    """A verified chain: which execution and which artefact digest each stage contributed."""
+
+    run_id: str
+    model_sha256: str
+    through: str
+    links: dict[str, Link] = field(default_factory=dict)
+    policy_sha256: str = ""
+    checks: list[str] = field(default_factory=list)
+
+    def digest(self, stage: str, role: str) -> str:
+        """The digest a stage read or wrote under `role`."""
+        link = self.links[stage]
+        return link.output(role) or link.input(role)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready form: per stage its execution id and its artefacts' digests."""
+        return {
+            "run_id": self.run_id,
+            "model_sha256": self.model_sha256,
+            "through": self.through,
+            "policy_sha256": self.policy_sha256,
+            "links": {
+                stage: {
+                    "execution_id": link.execution_id,
+                    "inputs": {role: a.name for role, a in sorted(link.inputs.items())},
+                    "outputs": {role: a.name for role, a in sorted(link.outputs.items())},
+                }
+                for stage, link in self.links.items()
+            },
+        }
+
+    def sha256(self) -> str:
+        """Hash of the summary: what the deployment ledger records as the verified chain."""
+        return sha256_json(self.summary())
+
+
+Reader = Callable[[str, Path], Path]
+
+
+def _default_reader(uri: str, workdir: Path) -> Path:
+    from aiact.storage import fetch_tree
+
+    return fetch_tree(uri, workdir)
+
+
+class Verifier:
+    """Verifies chains of custody against one store, reading artefacts from their URIs."""
+
+    def __init__(
+        self, store: LineageStore, *, rehash: bool = True, reader: Reader | None = None
+    ) -> None:
+        self.lineage = store
+        self.mlmd = store.store
+        self.rehash = rehash
+        self._reader = reader or _default_reader
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._local: dict[str, Path] = {}
+        self._rehashed: set[int] = set()
+        self._type_names = {t.id: t.name for t in self.mlmd.get_artifact_types()}
+        self._execution_types = {t.id: t.name for t in self.mlmd.get_execution_types()}
+
+    def close(self) -> None:
+        """Remove downloaded copies."""
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+        self._local.clear()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading the store -------------------------------------------------------------------
+
+    def _links_of_run(self, run_id: str) -> list[Link]:
+        context = self.lineage.run_context(run_id)
+        executions = sorted(self.mlmd.get_executions_by_context(context.id), key=lambda e: e.id)
+        if not executions:
+            return []
+        events = self.mlmd.get_events_by_execution_ids([e.id for e in executions])
+        artifact_ids = sorted({e.artifact_id for e in events})
+        artifacts = {a.id: a for a in self.mlmd.get_artifacts_by_id(artifact_ids)}
+        roles: dict[int, tuple[dict[str, mlmd_pb.Artifact], dict[str, mlmd_pb.Artifact]]] = {
+            e.id: ({}, {}) for e in executions
+        }
+        for event in events:
+            role = event.path.steps[0].key if event.path.steps else ""
+            inputs, outputs = roles[event.execution_id]
+            target = inputs if event.type == mlmd_pb.Event.INPUT else outputs
+            target[role] = artifacts[event.artifact_id]
+        links = []
+        for execution in executions:
+            props = properties_of(execution)
+            type_name = self._execution_types.get(execution.type_id, "")
+            stage = str(props.get("stage", "")) or type_name.removeprefix("aiact.")
+            inputs, outputs = roles[execution.id]
+            links.append(
+                Link(
+                    stage=stage,
+                    execution_id=execution.id,
+                    state=mlmd_pb.Execution.State.Name(execution.last_known_state),
+                    properties=props,
+                    inputs=inputs,
+                    outputs=outputs,
+                )
+            )
+        return links
+
+    def runs_of_model(self, model_sha256: str) -> list[str]:
+        """Runs in which a completed training execution produced this model, newest first."""
+        artifact = self.lineage.find_artifact(lineage.MODEL, model_sha256)
+        if artifact is None:
+            raise CustodyError(f"model {short(model_sha256)} is not recorded in the store")
+        events = self.mlmd.get_events_by_artifact_ids([artifact.id])
+        producers = sorted(
+            {e.execution_id for e in events if e.type == mlmd_pb.Event.OUTPUT}, reverse=True
+        )
+        runs: list[str] = []
+        for execution_id in producers:
+            for context in self.mlmd.get_contexts_by_execution(execution_id):
+                if context.name not in runs:
+                    runs.append(context.name)
+        if not runs:
+            raise CustodyError(f"model {short(model_sha256)} was produced by no recorded stage")
+        return runs
+
+    # -- content -----------------------------------------------------------------------------
+
+    def local_path(self, artifact: mlmd_pb.Artifact) -> Path:
+        """A local copy of the artefact's content (downloaded once for s3:// or minio://)."""
+        uri = artifact.uri
+        if uri not in self._local:
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="aiact-custody-")
+            workdir = Path(self._scratch.name) / str(len(self._local))
+            try:
+                self._local[uri] = self._reader(uri, workdir)
+            except Exception as exc:  # storage errors of every backend: one clear line
+                raise CustodyError(
+                    f"{self._type_names.get(artifact.type_id, 'artefact')} "
+                    f"{short(artifact.name)} cannot be read from {uri}: {exc}"
+                ) from exc
+        return self._local[uri]
+
+    def document(self, artifact: mlmd_pb.Artifact) -> dict[str, Any]:
+        """The JSON content of a report-like artefact."""
+        path = self.local_path(artifact)
+        try:
+            loaded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CustodyError(
+                f"{self._type_names.get(artifact.type_id, 'artefact')} {short(artifact.name)} "
+                f"at {artifact.uri} is not readable JSON: {exc}"
+            ) from exc
+        if not isinstance(loaded, dict):
+            raise CustodyError(f"artefact {short(artifact.name)} is not a JSON object")
+        return loaded
+
+    def check_content(self, artifact: mlmd_pb.Artifact) -> None:
+        """Re-hash the artefact's content now and compare it with its MLMD record."""
+        if artifact.id in self._rehashed:
+            return
+        type_name = self._type_names.get(artifact.type_id, "artefact")
+        recorded = artifact.name
+        stored_hash = str(properties_of(artifact).get("content_sha256", recorded))
+        if stored_hash != recorded:
+            raise CustodyError(
+                f"{type_name} #{artifact.id}: recorded content hash {short(stored_hash)} differs "
+                f"from its identity {short(recorded)}: the store was altered"
+            )
+        if type_name == lineage.GATE_POLICY:
+            from aiact.policy import policy_sha256
+
+            text = str(properties_of(artifact).get("policy_json", ""))
+            try:
+                actual = policy_sha256(json.loads(text))
+            except ValueError:
+                actual = ""
+        else:
+            actual = sha256_path(self.local_path(artifact))
+        if actual != recorded:
+            raise CustodyError(
+                f"{type_name} {short(recorded)} at {artifact.uri} was altered after it was "
+                f"recorded: its content now hashes to {short(actual)}"
+            )
+        self._rehashed.add(artifact.id)
+
+    # -- the chain ---------------------------------------------------------------------------
+
+    def verify_model(
+        self, model_sha256: str, *, run_id: str | None = None, through: str = "approval"
+    ) -> Custody:
+        """The chain of a model up to and including stage `through`, in `run_id` (default: any
+        run that trained it; the newest that verifies wins, else the newest run's error)."""
+        runs = [run_id] if run_id else self.runs_of_model(model_sha256)
+        first_error: CustodyError | None = None
+        for candidate in runs:
+            try:
+                return self._verify(candidate, through=through, model=model_sha256)
+            except CustodyError as exc:
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
+
+    def verify_dataset(self, dataset_sha256: str, run_id: str) -> Custody:
+        """The chain of a dataset: its data preparation in this run."""
+        return self._verify(run_id, through="data_preparation", dataset=dataset_sha256)
+
+    def verify_features(
+        self, feature_set_sha256: str, transform_sha256: str, run_id: str
+    ) -> Custody:
+        """The chain of a feature set and its transform: feature engineering in this run, on a
+        dataset prepared in this run."""
+        return self._verify(
+            run_id,
+            through="feature_engineering",
+            feature_set=feature_set_sha256,
+            transform=transform_sha256,
+        )
+
+    def _verify(
+        self,
+        run_id: str,
+        *,
+        through: str,
+        model: str = "",
+        dataset: str = "",
+        feature_set: str = "",
+        transform: str = "",
+    ) -> Custody:
+        if through not in CHAIN:
+            raise CustodyError(f"unknown stage {through!r}")
+        upto = CHAIN.index(through)
+        links = self._links_of_run(run_id)
+        custody = Custody(run_id=run_id, model_sha256=model, through=through)
+        failed = [link for link in links if link.state != "COMPLETE" and link.stage in CHAIN]
+        if failed:
+            first = failed[0]
+            why = first.properties.get("gate_breaches") or first.properties.get("error", "")
+            raise CustodyError(
+                f"run {run_id} has a {first.state} {first.stage} (execution "
+                f"{first.execution_id}{': ' + str(why)[:200] if why else ''}): "
+                "no model of this run may pass beyond it"
+            )
+        completed = [link for link in links if link.state == "COMPLETE"]
+
+        def producer(stage: str, role: str, digest: str, what: str) -> Link:
+            for link in reversed(completed):
+                if link.stage == stage and link.output(role) == digest:
+                    return link
+            elsewhere = [
+                link for link in completed if link.output(role) == digest and link.stage != stage
+            ]
+            hint = f" (it came from {elsewhere[0].stage})" if elsewhere else ""
+            raise CustodyError(
+                f"{what} {short(digest)} was not produced by a completed {stage} in run "
+                f"{run_id}{hint}"
+            )
+
+        def consumer(stage: str, wanted: Mapping[str, str], what: str) -> Link:
+            candidates = [link for link in completed if link.stage == stage]
+            for link in reversed(candidates):
+                if all(link.input(role) == digest for role, digest in wanted.items()):
+                    return link
+            if candidates:
+                link = candidates[-1]
+                role, digest = next((r, d) for r, d in wanted.items() if link.input(r) != d)
+                raise CustodyError(
+                    f"{stage} (execution {link.execution_id}) in run {run_id} read "
+                    f"{role.replace('_', ' ')} {short(link.input(role))}, not "
+                    f"{short(digest)}: it is not about {what}"
+                )
+            raise CustodyError(f"run {run_id} has no completed {stage} of {what}")
+
+        if model:
+            training = producer("training", "model", model, "model")
+            custody.links["training"] = training
+            feature_set = training.input("feature_set")
+            transform = training.input("transform")
+        if feature_set:
+            features = producer("feature_engineering", "feature_set", feature_set, "feature set")
+            if transform and features.output("transform") != transform:
+                raise CustodyError(
+                    f"transform {short(transform)} was not fitted with feature set "
+                    f"{short(feature_set)} (feature engineering execution "
+                    f"{features.execution_id} wrote transform "
+                    f"{short(features.output('transform'))})"
+                )
+            custody.links["feature_engineering"] = features
+            dataset = features.input("dataset")
+            if not dataset:
+                raise CustodyError(
+                    f"feature engineering execution {features.execution_id} in run {run_id} "
+                    "read no recorded dataset"
+                )
+        if not dataset:
+            raise CustodyError("nothing to verify: no dataset, feature set or model given")
+        custody.links["data_preparation"] = producer(
+            "data_preparation", "dataset", dataset, "dataset"
+        )
+        model_what = f"model {short(model)}"
+        if model and upto >= CHAIN.index("evaluation"):
+            evaluation = consumer(
+                "evaluation", {"model": model, "feature_set": feature_set}, model_what
+            )
+            custody.links["evaluation"] = evaluation
+        if model and upto >= CHAIN.index("registration"):
+            custody.links["registration"] = consumer(
+                "registration",
+                {
+                    "model": model,
+                    "evaluation_report": custody.digest("evaluation", "evaluation_report"),
+                    "dataset": dataset,
+                },
+                model_what,
+            )
+        if model and upto >= CHAIN.index("integration_testing"):
+            custody.links["integration_testing"] = consumer(
+                "integration_testing",
+                {
+                    "model": model,
+                    "registration": custody.digest("registration", "registration"),
+                    "feature_set": feature_set,
+                },
+                model_what,
+            )
+        if model and upto >= CHAIN.index("approval"):
+            custody.links["approval"] = consumer(
+                "approval",
+                {
+                    "model": model,
+                    "evaluation_report": custody.digest("evaluation", "evaluation_report"),
+                    "integration_report": custody.digest(
+                        "integration_testing", "integration_report"
+                    ),
+                },
+                model_what,
+            )
+        if model and upto >= CHAIN.index("deployment"):
+            custody.links["deployment"] = consumer(
+                "deployment",
+                {"model": model, "approval": custody.digest("approval", "approval")},
+                model_what,
+            )
+        custody.links = {stage: custody.links[stage] for stage in CHAIN if stage in custody.links}
+        self._check_order(custody)
+        self._check_outcomes(custody)
+        self._check_policy(custody)
+        self._check_bindings(custody, dataset=dataset, feature_set=feature_set)
+        if self.rehash:
+            for link in custody.links.values():
+                for _, artifact in link.artifacts():
+                    self.check_content(artifact)
+            custody.checks.append("every artefact re-hashed from storage equals its record")
+        return custody
+
+    def _check_order(self, custody: Custody) -> None:
+        previous: Link | None = None
+        for link in custody.links.values():
+            if previous is not None and link.execution_id <= previous.execution_id:
+                raise CustodyError(
+                    f"{link.stage} (execution {link.execution_id}) was recorded before "
+                    f"{previous.stage} (execution {previous.execution_id}) in run "
+                    f"{custody.run_id}: stages out of order"
+                )
+            previous = link
+        custody.checks.append(
+            "in order, in run " + custody.run_id + ": " + " -> ".join(custody.links)
+        )
+
+    def _check_outcomes(self, custody: Custody) -> None:
+        for link in custody.links.values():
+            outcome = link.properties.get("outcome", "")
+            if outcome != "completed":
+                raise CustodyError(
+                    f"{link.stage} execution {link.execution_id} is COMPLETE in the store but "
+                    f"recorded outcome {outcome or '(none)'}: the store was altered"
+                )
+
+    def _check_policy(self, custody: Custody) -> None:
+        hashes = {
+            stage: link.input("gate_policy")
+            for stage, link in custody.links.items()
+            if stage in POLICY_STAGES
+        }
+        distinct = set(hashes.values())
+        if "" in distinct:
+            missing = [stage for stage, digest in hashes.items() if not digest]
+            raise CustodyError(f"{missing[0]} recorded no gate policy")
+        if len(distinct) > 1:
+            listed = ", ".join(f"{stage} {short(digest)}" for stage, digest in hashes.items())
+            raise CustodyError(
+                f"the gates of run {custody.run_id} used different policies: {listed}"
+            )
+        custody.policy_sha256 = next(iter(distinct), "")
+
+    def _report(self, custody: Custody, stage: str) -> dict[str, Any]:
+        link = custody.links[stage]
+        role = GATE_REPORTS[stage]
+        artifact = link.outputs.get(role)
+        if artifact is None:
+            raise CustodyError(f"{stage} execution {link.execution_id} recorded no {role}")
+        report = self.document(artifact)
+        gate = report.get("gate") or {}
+        if gate.get("passed") is not True or properties_of(artifact).get("passed") is not True:
+            raise CustodyError(
+                f"{role.replace('_', ' ')} {short(artifact.name)} of run {custody.run_id} did not "
+                "pass its gate"
+            )
+        if custody.policy_sha256 and report.get("policy_sha256") != custody.policy_sha256:
+            raise CustodyError(
+                f"{role.replace('_', ' ')} {short(artifact.name)} was judged under policy "
+                f"{short(str(report.get('policy_sha256', '')))}, not {short(custody.policy_sha256)}"
+            )
+        return report
+
+    def _check_bindings(self, custody: Custody, *, dataset: str, feature_set: str) -> None:
+        model = custody.model_sha256
+        run_id = custody.run_id
+        for stage in ("data_preparation", "feature_engineering"):
+            if stage in custody.links:
+                self._report(custody, stage)
+
+        def expect(what: str, found: Any, wanted: str, subject: str, field_name: str) -> None:
+            if found != wanted:
+                raise CustodyError(
+                    f"{what} {short(subject)} {field_name} {short(str(found or ''))}, "
+                    f"not {short(wanted)}"
+                )
+
+        if "evaluation" in custody.links:
+            report = self._report(custody, "evaluation")
+            subject = custody.digest("evaluation", "evaluation_report")
+            sections = report.get("sections") or {}
+            expect(
+                "evaluation report", sections.get("model_sha256"), model, subject, "evaluated model"
+            )
+            expect(
+                "evaluation report",
+                sections.get("feature_set_sha256"),
+                feature_set,
+                subject,
+                "evaluated feature set",
+            )
+        if "registration" in custody.links:
+            link = custody.links["registration"]
+            record = self.document(link.outputs["registration"])
+            subject = link.output("registration")
+            expect("registration", record.get("model_sha256"), model, subject, "registered model")
+            expect(
+                "registration",
+                record.get("evaluation_report_sha256"),
+                custody.digest("evaluation", "evaluation_report"),
+                subject,
+                "cites evaluation report",
+            )
+            expect("registration", record.get("dataset_sha256"), dataset, subject, "cites dataset")
+            expect("registration", record.get("pipeline_run_id"), run_id, subject, "belongs to run")
+        if "integration_testing" in custody.links:
+            report = self._report(custody, "integration_testing")
+            subject = custody.digest("integration_testing", "integration_report")
+            sections = report.get("sections") or {}
+            expect(
+                "integration report", sections.get("model_sha256"), model, subject, "tested model"
+            )
+            expect(
+                "integration report",
+                sections.get("registration_sha256"),
+                custody.digest("registration", "registration"),
+                subject,
+                "tested registration",
+            )
+        if "approval" in custody.links:
+            link = custody.links["approval"]
+            document = self.document(link.outputs["approval"])
+            subject = link.output("approval")
+            request = document.get("request") or {}
+            expect("approval", request.get("model_sha256"), model, subject, "approved model")
+            expect(
+                "approval",
+                request.get("evaluation_report_sha256"),
+                custody.digest("evaluation", "evaluation_report"),
+                subject,
+                "reviewed evaluation report",
+            )
+            expect(
+                "approval",
+                request.get("integration_report_sha256"),
+                custody.digest("integration_testing", "integration_report"),
+                subject,
+                "reviewed integration report",
+            )
+            expect("approval", request.get("pipeline_run_id"), run_id, subject, "belongs to run")
+            if document.get("outcome") != "approved":
+                raise CustodyError(
+                    f"approval {short(subject)} is {document.get('outcome') or 'undecided'}, "
+                    "not approved"
+                )
+        if "deployment" in custody.links:
+            link = custody.links["deployment"]
+            entry = self.document(link.outputs["deployment"])
+            subject = link.output("deployment")
+            expect("deployment", entry.get("model_sha256"), model, subject, "deployed model")
+            expect(
+                "deployment",
+                entry.get("approval_sha256"),
+                custody.digest("approval", "approval"),
+                subject,
+                "cites approval",
+            )
+            expect("deployment", entry.get("pipeline_run_id"), run_id, subject, "belongs to run")
+        custody.checks.append(
+            "every gate passed and every artefact names the model, data and reports it was about"
+        )
+
+
+def verify_model(
+    store: LineageStore,
+    model_sha256: str,
+    *,
+    run_id: str | None = None,
+    through: str = "approval",
+    rehash: bool = True,
+) -> Custody:
+    """Verify one model's chain (see `Verifier.verify_model`)."""
+    with Verifier(store, rehash=rehash) as verifier:
+        return verifier.verify_model(model_sha256, run_id=run_id, through=through)

@@ -1,0 +1,277 @@
+"""Runs the real stage executors in this process, one pipeline run at a time, so tests can build
+genuine chains of custody (and then attack them) without kfp.local's per-task processes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiact.lineage import RunInfo
+from aiact.policy import load_policy
+from aiact.refdata import write_reference_dataset
+from components.data_preparation.executor import run_data_preparation
+from components.evaluation.executor import run_evaluation
+from components.feature_engineering.executor import run_feature_engineering
+from components.integration_testing.executor import run_integration_testing
+from components.registration.executor import run_registration
+from components.training.executor import run_training
+
+FAST_HYPERPARAMETERS = {"max_epochs": 12, "hidden_units": [16]}
+
+
+@dataclass
+class Chain:
+    """One pipeline run driven stage by stage; each method returns the stage's output paths."""
+
+    root: Path
+    metadata_uri: str
+    run_id: str
+    policy: dict[str, Any] = field(default_factory=load_policy)
+    rows: int = 3000
+    data_seed: int = 7
+    label_bias: float = 0.0
+    seed: int = 0
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def run(self) -> RunInfo:
+        """The run identity the stages record under."""
+        return RunInfo(run_id=self.run_id, pipeline_name="test", environment="development")
+
+    def out(self, name: str) -> Path:
+        """A path in this run's own output folder."""
+        path = self.root / self.run_id / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def prepare(self) -> Path:
+        """Data preparation on freshly generated reference data."""
+        source = write_reference_dataset(
+            self.root / "data" / f"{self.rows}-{self.data_seed}-{self.label_bias:g}",
+            rows=self.rows,
+            seed=self.data_seed,
+            label_bias=self.label_bias,
+        )
+        dataset = self.out("dataset")
+        run_data_preparation(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            source_uri=str(source.data_path),
+            data_card_uri=str(source.data_card_path),
+            use_case="credit",
+            policy=self.policy,
+            dataset_dir=dataset,
+            dataset_uri=str(dataset),
+            report_path=self.out("validation_report.json"),
+            report_uri=str(self.out("validation_report.json")),
+            report_html_path=self.out("validation_report.html"),
+        )
+        self.paths["dataset"] = dataset
+        return dataset
+
+    def engineer(self, dataset: Path | None = None) -> Path:
+        """Feature engineering on this run's dataset (or the one given)."""
+        features = self.out("features")
+        run_feature_engineering(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            dataset_dir=dataset or self.paths["dataset"],
+            dataset_uri=str(dataset or self.paths["dataset"]),
+            use_case="credit",
+            policy=self.policy,
+            seed=1,
+            feature_set_dir=features,
+            feature_set_uri=str(features),
+            transform_path=self.out("transform.json"),
+            transform_uri=str(self.out("transform.json")),
+            report_path=self.out("feature_report.json"),
+            report_uri=str(self.out("feature_report.json")),
+        )
+        self.paths["features"] = features
+        self.paths["transform"] = self.out("transform.json")
+        return features
+
+    def train(self, features: Path | None = None, transform: Path | None = None) -> Path:
+        """Training on this run's feature set (or the ones given)."""
+        model = self.out("model")
+        features = features or self.paths["features"]
+        transform = transform or self.paths["transform"]
+        run_training(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            feature_set_dir=features,
+            feature_set_uri=str(features),
+            transform_path=transform,
+            transform_uri=str(transform),
+            hyperparameters=FAST_HYPERPARAMETERS,
+            seed=self.seed,
+            model_name="credit-scoring",
+            device="cpu",
+            model_dir=model,
+            model_uri=str(model),
+            report_path=self.out("training_report.json"),
+            report_uri=str(self.out("training_report.json")),
+        )
+        self.paths["model"] = model
+        return model
+
+    def evaluate(self, model: Path | None = None, features: Path | None = None) -> Path:
+        """Evaluation of this run's model (or the one given)."""
+        report = self.out("evaluation_report.json")
+        model = model or self.paths["model"]
+        features = features or self.paths["features"]
+        self.paths["evaluation_report"] = report
+        run_evaluation(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            model_dir=model,
+            model_uri=str(model),
+            feature_set_dir=features,
+            feature_set_uri=str(features),
+            policy=self.policy,
+            report_path=report,
+            report_uri=str(report),
+            report_html_path=self.out("evaluation_report.html"),
+        )
+        return report
+
+    def register(
+        self, model: Path | None = None, report: Path | None = None, dataset: Path | None = None
+    ) -> Path:
+        """Registration of this run's model with its evaluation report (or those given)."""
+        registration = self.out("registration.json")
+        model = model or self.paths["model"]
+        report = report or self.paths["evaluation_report"]
+        dataset = dataset or self.paths["dataset"]
+        run_registration(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            model_dir=model,
+            model_uri=str(model),
+            evaluation_report_path=report,
+            evaluation_report_uri=str(report),
+            dataset_dir=dataset,
+            dataset_uri=str(dataset),
+            registration_path=registration,
+            registration_uri=str(registration),
+        )
+        self.paths["registration"] = registration
+        return registration
+
+    def integrate(self, model: Path | None = None, registration: Path | None = None) -> Path:
+        """Integration testing of this run's registered model (or those given)."""
+        report = self.out("integration_report.json")
+        model = model or self.paths["model"]
+        registration = registration or self.paths["registration"]
+        features = self.paths["features"]
+        run_integration_testing(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            model_dir=model,
+            model_uri=str(model),
+            registration_path=registration,
+            registration_uri=str(registration),
+            feature_set_dir=features,
+            feature_set_uri=str(features),
+            policy=self.policy,
+            report_path=report,
+            report_uri=str(report),
+        )
+        self.paths["integration_report"] = report
+        return report
+
+    def through_integration(self) -> Chain:
+        """Every stage up to and including integration testing."""
+        self.prepare()
+        self.engineer()
+        self.train()
+        self.evaluate()
+        self.register()
+        self.integrate()
+        return self
+
+    def document(self, name: str) -> dict[str, Any]:
+        """A JSON output of this run."""
+        loaded: dict[str, Any] = json.loads(self.paths[name].read_text())
+        return loaded
+
+
+def record_upstream(
+    uri: str,
+    run: RunInfo,
+    feature_dir: Path,
+    model_dir: Path,
+    policy: dict[str, Any],
+    *,
+    transform_path: Path | None = None,
+) -> dict[str, int]:
+    """Record a completed data preparation, feature engineering and training for a feature set
+    and a model built outside the stages (a test's hand-made model), with real evidence files,
+    so that the chain of custody up to training holds. Returns the artefact ids by role."""
+    from aiact import lineage
+    from aiact.evidence import write_json
+    from aiact.hashing import sha256_path
+    from aiact.lineage import ArtifactRecord, LineageStore
+    from aiact.stage import StageContext
+
+    store = LineageStore.connect(uri)
+    root = feature_dir.parent / f"upstream-{feature_dir.name}"
+    root.mkdir(parents=True, exist_ok=True)
+    policy_context = StageContext(stage="policy", run=run, lineage=store)
+    policy_digest = policy_context.read_policy(policy)
+    [policy_record] = policy_context.inputs
+    dataset = root / "dataset"
+    dataset.mkdir(exist_ok=True)
+    (dataset / "data.csv").write_text(f"made for {feature_dir.name}\n")
+    if transform_path is None:
+        transform_path = root / "transform.json"
+        transform_path.write_text("{}\n")
+    passed = {"gate": {"passed": True, "checks": []}, "policy_sha256": policy_digest}
+
+    def record(type_name: str, path: Path, role: str, **props: Any) -> ArtifactRecord:
+        return ArtifactRecord(type_name, str(path), sha256_path(path), role, props)
+
+    def report(name: str) -> Path:
+        path = root / f"{name}.json"
+        write_json(path, {"title": name, "sections": {}, **passed})
+        return path
+
+    report_type = lineage.DATA_VALIDATION_REPORT
+    dataset_record = record(lineage.DATASET, dataset, "dataset")
+    features_record = record(lineage.FEATURE_SET, feature_dir, "feature_set")
+    transform_record = record(lineage.FEATURE_TRANSFORM, transform_path, "transform")
+    done = {"outcome": "completed"}
+    store.record_execution(
+        run=run,
+        stage="data_preparation",
+        inputs=[policy_record],
+        outputs=[
+            record(report_type, report("data"), "validation_report", passed=True),
+            dataset_record,
+        ],
+        succeeded=True,
+        properties=done,
+    )
+    store.record_execution(
+        run=run,
+        stage="feature_engineering",
+        inputs=[policy_record, dataset_record],
+        outputs=[
+            record(report_type, report("features"), "feature_report", passed=True),
+            features_record,
+            transform_record,
+        ],
+        succeeded=True,
+        properties=done,
+    )
+    _, ids = store.record_execution(
+        run=run,
+        stage="training",
+        inputs=[features_record, transform_record],
+        outputs=[record(lineage.MODEL, model_dir, "model")],
+        succeeded=True,
+        properties=done,
+    )
+    return ids
