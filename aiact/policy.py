@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -117,3 +118,83 @@ def section(policy: Mapping[str, Any], name: str) -> dict[str, Any]:
     if not isinstance(thresholds, dict):
         raise ValueError(f"gate policy declares no '{name}' section")
     return thresholds
+
+
+def _floor_value(value: Any) -> str:
+    """A policy or floor value as a reader would write it in the YAML."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "a section"
+    return str(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_floor(policy: Mapping[str, Any], floor: Mapping[str, Any]) -> list[str]:
+    """Where a gate policy is looser than a platform's floor: one message per violation.
+
+    The floor mirrors the policy's layout; nested sections are compared recursively. A key
+    named `min_*` must be at least the floor's value, `max_*` at most, a `require_*` must be
+    true where the floor's is true, and any other key must equal the floor's. A floor key the
+    policy lacks is a violation: removing a check loosens it.
+
+    Args:
+        policy: The gate policy (load_policy).
+        floor: The platform's policy floor.
+
+    Returns:
+        The violations, e.g. "evaluation.fairness.sex.max_equalized_odds_difference is 0.3,
+        looser than the platform floor 0.15"; empty when the policy meets the floor.
+    """
+    return _floor_violations(policy, floor, "")
+
+
+def _floor_violations(policy: Any, floor: Mapping[str, Any], path: str) -> list[str]:
+    violations: list[str] = []
+    for key, limit in floor.items():
+        name = f"{path}{key}"
+        if not isinstance(policy, Mapping) or key not in policy:
+            violations.append(
+                f"{name} is missing, but the platform floor requires {_floor_value(limit)}"
+            )
+            continue
+        value = policy[key]
+        if isinstance(limit, Mapping):
+            if isinstance(value, Mapping):
+                violations.extend(_floor_violations(value, limit, f"{name}."))
+            else:
+                violations.append(
+                    f"{name} is {_floor_value(value)}, but the platform floor requires a section"
+                )
+            continue
+        looser = f"{name} is {_floor_value(value)}, looser than the platform floor"
+        if key.startswith(("min_", "max_")):
+            if not _is_number(limit):
+                violations.append(
+                    f"{name}: the platform floor {_floor_value(limit)} is not a number"
+                )
+            elif not _is_number(value):
+                violations.append(
+                    f"{name} is {_floor_value(value)}, not a number "
+                    f"(platform floor {_floor_value(limit)})"
+                )
+            # `not >=` / `not <=` so that NaN counts as looser.
+            elif not (value >= limit if key.startswith("min_") else value <= limit):
+                violations.append(f"{looser} {_floor_value(limit)}")
+        elif key.startswith("require_"):
+            if not isinstance(value, bool):
+                violations.append(
+                    f"{name} is {_floor_value(value)}, not true or false "
+                    f"(platform floor {_floor_value(limit)})"
+                )
+            elif limit is True and value is not True:
+                violations.append(f"{looser} true")
+        elif value != limit or isinstance(value, bool) != isinstance(limit, bool):
+            violations.append(
+                f"{name} is {_floor_value(value)}, but the platform floor requires "
+                f"{_floor_value(limit)}"
+            )
+    return violations

@@ -1,7 +1,9 @@
 """Checks of the cluster manifests: every kustomization renders with the real `kubectl kustomize`,
 validates offline against the Kubernetes 1.32 schemas (`kubernetes-validate --strict`), and its
 rendered objects say what the suite promises (no credentials, hardened containers, separation of
-duties in RBAC, one environment per overlay, a reachable metadata store)."""
+duties in RBAC, a platform configuration per overlay that loads with aiact.platform's validation
+and that every service account may read but none may change, pipeline-namespace ConfigMaps that
+carry no authority, a reachable metadata store)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
+from aiact.platform import (
+    PLATFORM_CONFIG_MAP,
+    PLATFORM_KEY,
+    PLATFORM_NAMESPACE,
+    PlatformError,
+    parse_platform,
+)
+from aiact.policy import check_floor, load_policy
+
 REPO = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.32"
 SYSTEM_NAMESPACE = "aiact-system"
@@ -29,24 +40,28 @@ KUSTOMIZATIONS: dict[str, str] = {
     "dev": "manifests/overlays/dev",
     "prod": "manifests/overlays/prod",
     "pipeline-namespace": "manifests/pipeline-namespace",
-    "pipeline-namespace-prod": "manifests/pipeline-namespace-prod",
 }
 # Kustomizations deploying the suite's own namespace (as opposed to a pipeline namespace).
 SYSTEM_KUSTOMIZATIONS = ["root", "base", "dev", "prod"]
-PIPELINE_NS_KUSTOMIZATIONS = ["pipeline-namespace", "pipeline-namespace-prod"]
+PIPELINE_NS_KUSTOMIZATIONS = ["pipeline-namespace"]
 
+# The environment the platform configuration (ConfigMap aiact-platform) gives a namespace that
+# it does not name. The base holds the strict production configuration; overlays/dev replaces it.
 EXPECTED_ENVIRONMENT = {
     "root": "development",
+    "base": "production",
     "dev": "development",
     "prod": "production",
-    "pipeline-namespace": "development",
-    "pipeline-namespace-prod": "production",
 }
+# aiact-config: connection settings only. A profile owner can edit the copy in their namespace,
+# so it must carry nothing the platform decides.
 EXPECTED_CONFIG = {
     "AIACT_METADATA_URI": "grpc://aiact-metadata.aiact-system.svc.cluster.local:8080",
-    "AIACT_LEDGER_URI": "s3://aiact-ledger/deployments",
     "AIACT_S3_ENDPOINT": "minio-service.kubeflow.svc.cluster.local:9000",
 }
+AUTHORITY_KEYS = {"AIACT_ENVIRONMENT", "AIACT_LEDGER_URI", "AIACT_PLATFORM_CONFIG"}
+LEDGER = "s3://aiact-ledger/deployments"
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "*"}
 
 CLUSTER_SCOPED_KINDS = {
     "Namespace",
@@ -427,18 +442,107 @@ def test_credential_scan_catches_a_literal_password() -> None:
 # ----------------------------------------------------------------------------- configuration
 
 
-@pytest.mark.parametrize("name", list(EXPECTED_ENVIRONMENT))
-def test_config_map_per_environment(name: str, objects: dict[str, list[dict[str, Any]]]) -> None:
+@pytest.mark.parametrize("name", list(KUSTOMIZATIONS))
+def test_connection_config_map_carries_no_authority(
+    name: str, objects: dict[str, list[dict[str, Any]]]
+) -> None:
     config = _one(objects[name], "ConfigMap", "aiact-config")
-    assert config["data"] == {**EXPECTED_CONFIG, "AIACT_ENVIRONMENT": EXPECTED_ENVIRONMENT[name]}
+    assert config["data"] == EXPECTED_CONFIG
+    assert not AUTHORITY_KEYS & set(config["data"])
 
 
-def test_base_leaves_the_environment_to_the_overlays(
+def test_no_manifest_sets_an_authority_as_environment() -> None:
+    """No kustomization anywhere hands pods the environment or the ledger as env vars."""
+    for path in sorted((REPO / "manifests").rglob("*.yaml")):
+        for key in AUTHORITY_KEYS:
+            assert f"{key}=" not in path.read_text(), f"{path.relative_to(REPO)} sets {key}"
+    assert not (REPO / "manifests/pipeline-namespace-prod").exists()
+
+
+def _platform_text(docs: list[dict[str, Any]]) -> str:
+    config_map = _one(docs, "ConfigMap", PLATFORM_CONFIG_MAP)
+    assert config_map["metadata"]["namespace"] == PLATFORM_NAMESPACE
+    assert set(config_map["data"]) == {PLATFORM_KEY}
+    return str(config_map["data"][PLATFORM_KEY])
+
+
+def _gate_thresholds(node: Any, path: str = "") -> dict[str, Any]:
+    """Every min_*/max_*/require_* leaf of a policy, by dotted path."""
+    found: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            found.update(_gate_thresholds(value, f"{path}{key}."))
+        elif key.startswith(("min_", "max_", "require_")):
+            found[f"{path}{key}"] = value
+    return found
+
+
+@pytest.mark.parametrize("name", list(EXPECTED_ENVIRONMENT))
+def test_platform_configuration_loads_with_its_validation(
+    name: str, objects: dict[str, list[dict[str, Any]]]
+) -> None:
+    text = _platform_text(objects[name])
+    source = f"{name}: ConfigMap {PLATFORM_NAMESPACE}/{PLATFORM_CONFIG_MAP}"
+    config = parse_platform(text, namespace="kubeflow-user-example-com", source=source)
+    assert config.environment == EXPECTED_ENVIRONMENT[name]
+    assert config.approval_backend == "kubernetes://"  # the pipeline's own namespace
+    assert config.ledger_uri == LEDGER
+    assert config.approver_group == "aiact-approvers"
+    assert 0 < config.max_approval_timeout_s <= 7 * 24 * 3600
+    # Every namespace entry loads too (parse_platform validates them all); check by name.
+    document = yaml.safe_load(text)
+    for namespace in document.get("namespaces") or {}:
+        parse_platform(text, namespace=namespace, source=source)
+    # The suite's own gate policy meets the floor.
+    assert check_floor(load_policy(), config.policy_floor) == []
+
+
+def test_dev_platform_configuration(objects: dict[str, list[dict[str, Any]]]) -> None:
+    text = _platform_text(objects["dev"])
+    config = parse_platform(text, namespace="team-a", source="dev")
+    assert (config.environment, config.required_approvals) == ("development", 1)
+    assert dict(config.policy_floor) == {}
+
+
+def test_prod_platform_configuration(objects: dict[str, list[dict[str, Any]]]) -> None:
+    assert _platform_text(objects["prod"]) == _platform_text(objects["base"])
+    config = parse_platform(_platform_text(objects["prod"]), namespace="team-a", source="prod")
+    assert (config.environment, config.required_approvals) == ("production", 2)
+    # The floor holds exactly the key thresholds of aiact/policies/gates.yaml.
+    policy_thresholds = _gate_thresholds(load_policy())
+    floor = _gate_thresholds(config.to_dict()["policy_floor"])
+    for key in [
+        "evaluation.min_accuracy",
+        "evaluation.min_roc_auc",
+        "evaluation.fairness.sex.max_equalized_odds_difference",
+        "evaluation.fairness.age_band.min_demographic_parity_ratio",
+        "data_quality.min_rows",
+        "integration.max_prediction_mismatch_rate",
+    ]:
+        assert floor[key] == policy_thresholds[key], key
+    numeric = {k: v for k, v in policy_thresholds.items() if not k.split(".")[-1].startswith("req")}
+    assert floor == numeric
+    # ...and it bites: a loosened fairness limit breaks it.
+    loosened = load_policy()
+    loosened["evaluation"]["fairness"]["sex"]["max_equalized_odds_difference"] = 0.3
+    assert check_floor(loosened, config.policy_floor) == [
+        "evaluation.fairness.sex.max_equalized_odds_difference is 0.3, looser than the "
+        "platform floor 0.15"
+    ]
+
+
+def test_a_production_namespace_is_declared_in_the_platform_configuration(
     objects: dict[str, list[dict[str, Any]]],
 ) -> None:
-    config = _one(objects["base"], "ConfigMap", "aiact-config")
-    assert "AIACT_ENVIRONMENT" not in config["data"]
-    assert config["data"] == EXPECTED_CONFIG
+    """What replaced manifests/pipeline-namespace-prod: a `namespaces:` entry."""
+    document = yaml.safe_load(_platform_text(objects["dev"]))
+    document["namespaces"] = {"team-prod": {"environment": "production", "required_approvals": 2}}
+    text = yaml.safe_dump(document)
+    assert parse_platform(text, namespace="team-prod", source="dev").environment == "production"
+    assert parse_platform(text, namespace="team-dev", source="dev").environment == "development"
+    document["namespaces"]["team-prod"]["required_approvals"] = 1
+    with pytest.raises(PlatformError, match="at least 2 in production"):
+        parse_platform(yaml.safe_dump(document), namespace="team-dev", source="dev")
 
 
 def test_metadata_uri_points_at_the_metadata_service(
@@ -660,3 +764,68 @@ def test_approver_role(name: str, objects: dict[str, list[dict[str, Any]]]) -> N
         if binding["roleRef"]["name"] != "aiact-pipeline-runner":
             names = {s["name"] for s in binding["subjects"]}
             assert "aiact-pipeline-runner" not in names
+
+
+def _rules_on_configmaps(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        rule
+        for rule in role.get("rules", [])
+        if set(rule.get("apiGroups", [])) & {"", "*"}
+        and set(rule.get("resources", [])) & {"configmaps", "*"}
+    ]
+
+
+@pytest.mark.parametrize("name", SYSTEM_KUSTOMIZATIONS)
+def test_platform_configuration_is_readable_by_service_accounts_only_by_name(
+    name: str, objects: dict[str, list[dict[str, Any]]]
+) -> None:
+    docs = objects[name]
+    role = _one(docs, "Role", "aiact-platform-reader")
+    assert role["metadata"]["namespace"] == PLATFORM_NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [PLATFORM_CONFIG_MAP],
+            "verbs": ["get"],
+        }
+    ]
+    binding = _one(docs, "RoleBinding", "aiact-platform-reader")
+    assert binding["metadata"]["namespace"] == PLATFORM_NAMESPACE
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "aiact-platform-reader",
+    }
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:serviceaccounts"}
+    ]
+    # Nothing else in aiact-system grants anything (so nothing grants write there).
+    assert [r["metadata"]["name"] for r in _find(docs, "Role")] == ["aiact-platform-reader"]
+    assert [b["metadata"]["name"] for b in _find(docs, "RoleBinding")] == ["aiact-platform-reader"]
+    assert not _find(docs, "ClusterRole") and not _find(docs, "ClusterRoleBinding")
+
+
+def test_no_role_anywhere_grants_write_on_config_maps(
+    objects: dict[str, list[dict[str, Any]]],
+) -> None:
+    cluster = [doc for doc in yaml.safe_load_all(_render("manifests/cluster")) if doc]
+    roles = [
+        (name, role)
+        for name, docs in [*objects.items(), ("cluster", cluster)]
+        for role in [*_find(docs, "Role"), *_find(docs, "ClusterRole")]
+    ]
+    assert roles
+    for name, role in roles:
+        for rule in _rules_on_configmaps(role):
+            where = f"{name}: {role['kind']}/{role['metadata']['name']}"
+            assert not WRITE_VERBS & set(rule["verbs"]), f"{where} may change ConfigMaps"
+            assert rule.get("resourceNames") == [PLATFORM_CONFIG_MAP], where
+
+
+def test_config_map_write_check_catches_a_writer() -> None:
+    """The check above is not vacuous."""
+    writer = {"rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]}
+    assert _rules_on_configmaps(writer)
+    wildcard = {"rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]}
+    assert _rules_on_configmaps(wildcard)
