@@ -10,6 +10,7 @@ from pathlib import Path
 
 from aiact.approval import APPROVED, REJECTED, ApprovalError, Decision, backend_from_uri
 from aiact.bundle import write_bundle
+from aiact.custody import CHAIN, CustodyError
 from aiact.lineage import LineageError, LineageStore, properties_of
 
 DEFAULT_WORKDIR = Path(".aiact")
@@ -50,19 +51,45 @@ def _run_local(args: argparse.Namespace) -> int:
         print(f"  {execution.stage:<20} {execution.state:<9} {str(note)[:160]}")
     if result.succeeded:
         print("\nlineage of the deployed model (aiact trace):")
-        _print_trace(store)
+        _print_trace(store, result.run_id)
     return 0 if result.succeeded else 1
 
 
-def _print_trace(store: LineageStore) -> None:
+def _print_trace(store: LineageStore, run_id: str = "") -> int:
+    """Print the lineage of the latest deployment (of `run_id`, when given)."""
     from aiact.trace import latest_deployment, render, run_header, trace_artifact
 
-    deployment = latest_deployment(store).id
+    deployment = latest_deployment(store, run_id).id
     print("\n".join(run_header(store, deployment) + render(trace_artifact(store, deployment))))
+    return deployment
 
 
 def _trace(args: argparse.Namespace) -> int:
-    _print_trace(LineageStore.connect(args.metadata_uri))
+    store = LineageStore.connect(args.metadata_uri)
+    deployment = _print_trace(store, args.run or "")
+    if not args.verify:
+        return 0
+    from aiact.custody import render, verify_model
+
+    [artifact] = store.store.get_artifacts_by_id([deployment])
+    model = str(properties_of(artifact).get("model_sha256", ""))
+    run_id = str(properties_of(artifact).get("pipeline_run_id", "")) or None
+    print("\n".join(render(verify_model(store, model, run_id=run_id, through="deployment"))))
+    return 0
+
+
+def _verify_model(args: argparse.Namespace) -> int:
+    from aiact.custody import default_through, find_models, render, verify_model
+
+    store = LineageStore.connect(args.metadata_uri)
+    models = find_models(store, args.model)
+    if len(models) > 1 and not args.all:
+        models = models[:1]
+    for model in models:
+        through = args.through or default_through(model)
+        custody = verify_model(store, model.name, run_id=args.run or None, through=through)
+        print("\n".join(render(custody)))
+    print(f"VERIFIED: {len(models)} model(s)")
     return 0
 
 
@@ -203,7 +230,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     trace = commands.add_parser("trace", help="trace the deployed model to data, code, approval")
     trace.add_argument("--metadata-uri", default=metadata_default)
+    trace.add_argument("--run", help="the deployment of this pipeline run (default: the latest)")
+    trace.add_argument(
+        "--verify",
+        action="store_true",
+        help="also verify the chain of custody (re-hashing every artefact); exit 1 if broken",
+    )
     trace.set_defaults(handler=_trace)
+
+    verify = commands.add_parser(
+        "verify-model",
+        help="verify a model's chain of custody: its own passed gates, in one run, unaltered",
+    )
+    verify.add_argument("model", help="model name (its production model), version or sha256")
+    verify.add_argument("--metadata-uri", default=metadata_default)
+    verify.add_argument("--run", help="the run to verify (default: any run that trained it)")
+    verify.add_argument(
+        "--through",
+        choices=CHAIN,
+        help="last stage the chain must reach (default: deployment for a deployed model, "
+        "else approval)",
+    )
+    verify.add_argument("--all", action="store_true", help="every matching model, not the newest")
+    verify.set_defaults(handler=_verify_model)
 
     bundle = commands.add_parser(
         "evidence-bundle", help="write a run's evidence, mapped to AI Act articles"
@@ -257,13 +306,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """Every failure the suite reports as one line (never a traceback)."""
+    from aiact.ledger import LedgerError
+    from aiact.platform import PlatformError
+    from aiact.policy import GateFailed
+    from aiact.storage import StorageError
+
+    return (
+        ApprovalError,
+        LineageError,
+        LedgerError,
+        PlatformError,
+        StorageError,
+        GateFailed,
+        OSError,
+        ValueError,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `aiact` console script."""
+    """Entry point of the `aiact` console script. A broken chain of custody exits 1; every
+    other known failure exits 2; both with one line on stderr."""
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)
-    except (ApprovalError, LineageError) as exc:
-        print(f"aiact: {exc}", file=sys.stderr)
+    except CustodyError as exc:
+        print(f"aiact: chain of custody broken: {exc}", file=sys.stderr)
+        return 1
+    except _known_errors() as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"aiact: {message}", file=sys.stderr)
         return 2
     return code
 

@@ -178,7 +178,8 @@ class Verifier:
 
     # -- reading the store -------------------------------------------------------------------
 
-    def _links_of_run(self, run_id: str) -> list[Link]:
+    def links_of_run(self, run_id: str) -> list[Link]:
+        """Every execution of a run with its artefacts by role, in recording order."""
         context = self.lineage.run_context(run_id)
         executions = sorted(self.mlmd.get_executions_by_context(context.id), key=lambda e: e.id)
         if not executions:
@@ -337,7 +338,7 @@ class Verifier:
         if through not in CHAIN:
             raise CustodyError(f"unknown stage {through!r}")
         upto = CHAIN.index(through)
-        links = self._links_of_run(run_id)
+        links = self.links_of_run(run_id)
         custody = Custody(run_id=run_id, model_sha256=model, through=through)
         failed = [link for link in links if link.state != "COMPLETE" and link.stage in CHAIN]
         if failed:
@@ -618,6 +619,44 @@ class Verifier:
         custody.checks.append(
             "every gate passed and every artefact names the model, data and reports it was about"
         )
+
+
+def find_models(store: LineageStore, name_or_digest: str) -> list[mlmd_pb.Artifact]:
+    """The models an auditor means: a full digest, a version (digest prefix of 12+ hex digits),
+    or a model name (its production models, else every model of that name), newest first."""
+    wanted = name_or_digest.strip().lower()
+    models = store.store.get_artifacts_by_type(lineage.MODEL)
+    hexdigits = set("0123456789abcdef")
+    if len(wanted) >= 12 and set(wanted) <= hexdigits:
+        found = [m for m in models if m.name.startswith(wanted)]
+    else:
+        named = [m for m in models if properties_of(m).get("model_name") == name_or_digest]
+        production = [m for m in named if properties_of(m).get("stage") == "production"]
+        found = production or named
+    if not found:
+        raise CustodyError(f"no model {name_or_digest!r} in the metadata store")
+    return sorted(found, key=lambda m: m.id, reverse=True)
+
+
+def default_through(model: mlmd_pb.Artifact) -> str:
+    """How far a model's chain must reach: to deployment once it was deployed, else approval."""
+    deployed = properties_of(model).get("stage") in ("production", "archived")
+    return "deployment" if deployed else "approval"
+
+
+def render(custody: Custody) -> list[str]:
+    """Lines an auditor reads: each link with its execution and digests, then what was proven."""
+    lines = [
+        f"model {short(custody.model_sha256)} run {custody.run_id}: chain verified through "
+        f"{custody.through}"
+    ]
+    for stage, link in custody.links.items():
+        outputs = " ".join(f"{role}={short(a.name)}" for role, a in sorted(link.outputs.items()))
+        lines.append(f"  {stage:<20} execution {link.execution_id:<5} {outputs}")
+    lines += [f"  proven: {check}" for check in custody.checks]
+    lines.append(f"  gate policy sha256:{custody.policy_sha256}")
+    lines.append(f"  custody sha256:{custody.sha256()}")
+    return lines
 
 
 def verify_model(

@@ -81,6 +81,7 @@ class RunInfo:
     code_commit: str = ""
     pipeline_spec_sha256: str = ""
     environment: str = ""
+    submission_id: str = ""
 
     def properties(self) -> dict[str, PropertyValue]:
         """The run's non-empty attributes as MLMD properties."""

@@ -9,10 +9,11 @@ KFP fails the task and nothing downstream runs.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,13 @@ from aiact.lineage import (
     properties_of,
 )
 from aiact.observability import log_event
+from aiact.platform import (
+    PlatformConfig,
+    PlatformError,
+    enforce_policy_floor,
+    load_platform,
+    resolve_run_settings,
+)
 from aiact.policy import GateFailed, policy_sha256
 
 
@@ -42,6 +50,7 @@ class StageContext:
     properties: dict[str, PropertyValue] = field(default_factory=dict)
     artifact_ids: dict[str, int] = field(default_factory=dict)
     execution_id: int = 0
+    platform: PlatformConfig | None = None
     _verifier: Verifier | None = None
 
     @property
@@ -109,6 +118,8 @@ class StageContext:
     def read_policy(self, policy: Mapping[str, Any]) -> str:
         """Declare the gate policy as an input; its full text is kept on the artefact."""
         digest = policy_sha256(policy)
+        if self.platform is not None:
+            enforce_policy_floor(policy, self.platform)
         self.inputs.append(
             ArtifactRecord(
                 GATE_POLICY,
@@ -127,9 +138,31 @@ class StageContext:
 
 @contextmanager
 def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[StageContext]:
-    """Run a stage body and record its execution, whatever its outcome."""
+    """Run a stage body and record its execution, whatever its outcome.
+
+    Before the body runs, the platform configuration is loaded (`aiact.platform`: on a cluster
+    from aiact-system, which the submitter cannot write) and the run's claims are checked
+    against it: the environment must be the platform's, the code commit the one this image was
+    built from. A contradiction fails the stage, recorded like any other failure."""
     lineage = LineageStore.connect(metadata_uri)
-    stored = properties_of(lineage.ensure_run(run))
+    claimed = run
+    platform: PlatformConfig | None = None
+    problem: Exception | None = None
+    try:
+        platform = load_platform()
+        resolve_run_settings(platform, environment=claimed.environment)
+        commit = confirmed_commit(claimed.code_commit)
+    except (PlatformError, ValueError) as exc:
+        problem, commit = exc, ""
+    stored = properties_of(
+        lineage.ensure_run(
+            replace(
+                claimed,
+                environment=platform.environment if platform else "",
+                code_commit=commit,
+            )
+        )
+    )
     # The run context is authoritative: the first stage fixed environment, commit and spec hash.
     run = RunInfo(
         run_id=run.run_id,
@@ -139,11 +172,24 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
             if f.name in stored and f.name != "run_id"
         },
     )
+    if problem is None and platform is not None and run.environment != platform.environment:
+        problem = PlatformError(
+            f"run {run.run_id} targets {run.environment!r} but this stage's platform "
+            f"configuration says {platform.environment!r} ({platform.source})"
+        )
     context = StageContext(stage=stage, run=run, lineage=lineage)
     started = time.time()
     log_event(stage, "started", run_id=run.run_id)
+    if platform is not None:
+        context.platform = platform
+        context.properties["platform_sha256"] = platform.sha256()
+        context.properties["platform_source"] = platform.source
+    if claimed.code_commit:
+        context.properties["claimed_code_commit"] = claimed.code_commit
     error: BaseException | None = None
     try:
+        if problem is not None:
+            raise problem
         yield context
     except BaseException as exc:
         error = exc
@@ -182,23 +228,66 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
         )
 
 
-ENVIRONMENT_ENV = "AIACT_ENVIRONMENT"
 PIPELINE_NAME = "aiact-compliance-pipeline"
+CODE_COMMIT_ENV = "AIACT_CODE_COMMIT"
+UNKNOWN_COMMIT = "unknown"
 
 
-def resolve_environment(environment: str) -> str:
-    """The target environment: the parameter, else AIACT_ENVIRONMENT, else development."""
-    return environment or os.environ.get(ENVIRONMENT_ENV, "") or "development"
+def source_commit(repo: Path) -> str:
+    """HEAD's commit of a git checkout, suffixed `-dirty` when tracked files changed; '' when
+    `repo` is not a git checkout."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f"{head}-dirty" if dirty else head
+
+
+def build_commit() -> str:
+    """The commit this code was built from: the image's (AIACT_CODE_COMMIT, set at image build),
+    else the git checkout the package runs from (a development install), else 'unknown'."""
+    baked = os.environ.get(CODE_COMMIT_ENV, "")
+    if baked and baked != UNKNOWN_COMMIT:
+        return baked
+    return source_commit(Path(__file__).resolve().parent.parent) or UNKNOWN_COMMIT
+
+
+def confirmed_commit(claimed: str) -> str:
+    """The commit to record: the build's own. A run parameter may only confirm it."""
+    actual = build_commit()
+    if claimed and actual != UNKNOWN_COMMIT and claimed != actual:
+        raise PlatformError(
+            f"run parameter code_commit={claimed!r} does not match the commit this code was "
+            f"built from ({actual})"
+        )
+    return actual
 
 
 def run_info(
-    run_id: str, code_commit: str = "", pipeline_spec_sha256: str = "", environment: str = ""
+    run_id: str,
+    code_commit: str = "",
+    pipeline_spec_sha256: str = "",
+    environment: str = "",
+    submission_id: str = "",
 ) -> RunInfo:
-    """The run identity a stage records under; the commit falls back to the image's own."""
+    """The run identity a stage claims; `stage_execution` checks environment and commit
+    against the platform and the build before anything is recorded under them."""
     return RunInfo(
         run_id=run_id,
         pipeline_name=PIPELINE_NAME,
-        code_commit=code_commit or os.environ.get("AIACT_CODE_COMMIT", ""),
+        code_commit=code_commit,
         pipeline_spec_sha256=pipeline_spec_sha256,
-        environment=resolve_environment(environment),
+        environment=environment,
+        submission_id=submission_id,
     )

@@ -116,11 +116,15 @@ def trace_artifact(store: LineageStore, artifact_id: int) -> TraceNode:
     return Tracer(store).artifact(artifact_id)
 
 
-def latest_deployment(store: LineageStore) -> mlmd_pb.Artifact:
-    """The most recently recorded deployment."""
-    deployments = store.store.get_artifacts_by_type(lineage.DEPLOYMENT)
+def latest_deployment(store: LineageStore, run_id: str = "") -> mlmd_pb.Artifact:
+    """The most recently recorded deployment (of `run_id`, when given)."""
+    if run_id:
+        deployments = store.artifacts_of_run(run_id, lineage.DEPLOYMENT)
+    else:
+        deployments = store.store.get_artifacts_by_type(lineage.DEPLOYMENT)
     if not deployments:
-        raise lineage.LineageError("no deployment recorded in this metadata store")
+        where = f"run {run_id}" if run_id else "this metadata store"
+        raise lineage.LineageError(f"no deployment recorded in {where}")
     return max(deployments, key=lambda a: a.id)
 
 
@@ -131,7 +135,11 @@ def render(node: TraceNode, indent: str = "") -> list[str]:
     if node.kind == "artifact":
         line = f"{indent}{node.type_name} #{node.id} {details}".rstrip()
     else:
-        line = f"{indent}<- {node.type_name} [{node.state}] run={node.properties.get('run_id', '')}"
+        outcome = node.properties.get("outcome", "")
+        state = node.state
+        if state == "COMPLETE" and outcome not in ("", "completed"):
+            state = f"COMPLETE in the store, but recorded outcome {outcome}: ALTERED"
+        line = f"{indent}<- {node.type_name} [{state}] run={node.properties.get('run_id', '')}"
     if node.repeated:
         return [f"{line} (shown above)"]
     lines = [line]

@@ -14,6 +14,7 @@ from typing import Any
 from kfp import dsl, kubernetes
 
 from aiact.policy import load_policy
+from aiact.stage import PIPELINE_NAME
 from components.approval.component import approval
 from components.data_preparation.component import data_preparation
 from components.deployment.component import deployment
@@ -23,7 +24,6 @@ from components.integration_testing.component import integration_testing
 from components.registration.component import registration
 from components.training.component import training
 
-PIPELINE_NAME = "aiact-compliance-pipeline"
 CONFIG_MAP = "aiact-config"
 S3_SECRET = "aiact-s3-credentials"
 DEFAULT_POLICY = load_policy()
@@ -88,17 +88,18 @@ class TrainingResources:
 
 
 def _configure(task: dsl.PipelineTask) -> dsl.PipelineTask:
-    """Settings every stage shares: no caching, suite configuration from the ConfigMap."""
+    """Settings every stage shares: no caching; the metadata store from the namespace's
+    ConfigMap; object storage, since every stage re-hashes its upstream artefacts from where
+    they are stored. Environment, approvers, ledger and policy floor are NOT taken from here
+    (a profile owner can edit this ConfigMap): each stage reads them from the platform
+    configuration in aiact-system (aiact.platform)."""
     task.set_caching_options(False)
     kubernetes.use_config_map_as_env(
         task,
         config_map_name=CONFIG_MAP,
-        config_map_key_to_env={
-            "AIACT_METADATA_URI": "AIACT_METADATA_URI",
-            "AIACT_ENVIRONMENT": "AIACT_ENVIRONMENT",
-        },
+        config_map_key_to_env={"AIACT_METADATA_URI": "AIACT_METADATA_URI"},
     )
-    return task
+    return _with_object_storage(task)
 
 
 def _with_object_storage(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -143,6 +144,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
         deployment_strategy: str = "canary",
         canary_percent: int = 10,
         ledger_uri: str = "",
+        submission_id: str = "",
     ):
         """Data preparation -> features -> training -> evaluation -> registration -> integration
         testing -> human approval -> deployment; each gate halts the run when it fails."""
@@ -159,9 +161,9 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 pipeline_spec_sha256=pipeline_spec_sha256,
                 environment=environment,
                 baseline_dataset_uri=baseline_dataset_uri,
+                submission_id=submission_id,
             )
         )
-        _with_object_storage(data)
         features = _configure(
             feature_engineering(
                 dataset=data.outputs["dataset"],
@@ -194,7 +196,6 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 metadata_uri=metadata_uri,
             )
         )
-        _with_object_storage(evaluate)  # reads the production model's reference data
         register = _configure(
             registration(
                 model=train.outputs["model"],

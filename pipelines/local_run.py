@@ -3,14 +3,17 @@ bundled reference data, with an embedded SQLite MLMD store and the local approva
 
 from __future__ import annotations
 
-import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml_metadata import metadata_store as mlmd
+
 from aiact.lineage import LineageStore
 from aiact.refdata import write_reference_dataset
+from aiact.stage import source_commit
 from pipelines.spec import compile_documents, embedded_sha256
 
 
@@ -55,26 +58,6 @@ class LocalRunResult:
     pipeline_spec_sha256: str
 
 
-def code_commit(repo: Path) -> str:
-    """HEAD's commit, suffixed `-dirty` when the work tree has changes; '' outside git."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    return f"{head}-dirty" if dirty else head
-
-
 def run_local(config: LocalRunConfig) -> LocalRunResult:
     """Generate the reference data, then run all eight stages with `kfp.local`."""
     from kfp import local
@@ -103,19 +86,20 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
         raise_on_error=True,
     )
     lineage = LineageStore.connect(config.metadata_uri)
-    known = {c.name for c in lineage.runs()}
+    submission = uuid.uuid4().hex
     arguments: dict[str, Any] = {
         "source_uri": str(reference.data_path),
         "data_card_uri": str(reference.data_card_path),
         "metadata_uri": config.metadata_uri,
         "environment": config.environment,
-        "code_commit": code_commit(Path(__file__).resolve().parent.parent),
+        "code_commit": source_commit(Path(__file__).resolve().parent.parent),
         "pipeline_spec_sha256": spec_hash,
         "approval_backend": config.approvals_uri,
         "requested_by": "aiact-run-local",
         "demo_approver": config.demo_approver,
         "approval_timeout_s": float(config.approval_timeout_s),
         "ledger_uri": config.ledger_uri,
+        "submission_id": submission,
         **config.overrides,
     }
     error = ""
@@ -124,14 +108,20 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
         compliance_pipeline(**arguments)
     except RuntimeError as exc:
         error = str(exc)
-    new_runs = [c for c in lineage.runs() if c.name not in known]
-    if not new_runs:
+    # This submission's own run, found by the id it passed: another run-local on the same
+    # store may have started runs meanwhile.
+    mine = lineage.store.get_contexts(
+        list_options=mlmd.ListOptions(
+            filter_query=f"custom_properties.submission_id.string_value = '{submission}'"
+        )
+    )
+    if not mine:
         raise RuntimeError(
             f"the pipeline recorded no run in {config.metadata_uri} ({error or 'no error'}); "
             f"started {started:.0f}"
         )
     return LocalRunResult(
-        run_id=new_runs[-1].name,
+        run_id=mine[0].name,
         succeeded=not error,
         error=error,
         pipeline_spec_sha256=spec_hash,

@@ -34,7 +34,7 @@ def run() -> RunInfo:
     return RunInfo(
         run_id="test-run",
         pipeline_name="test",
-        code_commit="abc123",
+        code_commit="",  # the build's own (a parameter may only confirm it)
         pipeline_spec_sha256="f" * 64,
         environment="development",
     )

@@ -18,6 +18,7 @@ def data_preparation(
     pipeline_spec_sha256: str,
     environment: str,
     baseline_dataset_uri: str,
+    submission_id: str,
     dataset: Output[Dataset],
     validation_report: Output[Artifact],
     validation_report_html: Output[HTML],
@@ -31,7 +32,7 @@ def data_preparation(
     from components.data_preparation.executor import run_data_preparation
 
     metadata = run_data_preparation(
-        run=run_info(run_id, code_commit, pipeline_spec_sha256, environment),
+        run=run_info(run_id, code_commit, pipeline_spec_sha256, environment, submission_id),
         metadata_uri=metadata_uri,
         source_uri=source_uri,
         data_card_uri=data_card_uri,

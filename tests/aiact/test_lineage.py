@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ def _record(type_name: str, digest: str, role: str) -> ArtifactRecord:
 def test_record_execution_links_inputs_outputs_and_run(
     memory_store: LineageStore, run: RunInfo
 ) -> None:
+    run = replace(run, code_commit="abc123")
     execution_id, ids = memory_store.record_execution(
         run=run,
         stage="data_preparation",

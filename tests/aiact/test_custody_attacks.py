@@ -1,0 +1,376 @@
+"""Attacks on the chain of custody, as a submitter who sets any run parameter or calls any stage
+executor against the same metadata store would try them. Every test first shows the attack's
+starting point is real (a model whose evaluation FAILED, a passing model of another run), then
+that the attack is refused with a message naming the broken link, and that auditors' tools see
+what was done.
+
+Two genuine runs are built once per module with the real stage executors (tests/chain.py):
+`good` (passes every gate through integration testing) and `bad` (label-biased data; its
+evaluation FAILS). Each test works on its own copy of the SQLite store; tests that edit files
+restore them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from aiact import cli, lineage
+from aiact.bundle import write_bundle
+from aiact.custody import CustodyError, Verifier, verify_model
+from aiact.hashing import sha256_path
+from aiact.lineage import LineageStore
+from aiact.platform import PlatformError
+from aiact.policy import GateFailed
+from tests.chain import Chain
+
+
+@dataclass
+class Runs:
+    root: Path
+    store_file: Path
+    good: Chain
+    bad: Chain
+
+    def store_copy(self, directory: Path) -> str:
+        """A private copy of the store with both runs, for one test."""
+        target = directory / "mlmd.sqlite"
+        shutil.copyfile(self.store_file, target)
+        return f"sqlite://{target}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    root = tmp_path_factory.mktemp("custody")
+    store_file = root / "mlmd.sqlite"
+    uri = f"sqlite://{store_file}"
+    good = Chain(root, uri, "good").through_integration()
+    bad = Chain(root, uri, "bad", label_bias=0.7)
+    bad.prepare()
+    bad.engineer()
+    bad.train()
+    with pytest.raises(GateFailed, match="gate 'evaluation' failed"):
+        bad.evaluate()
+    return Runs(root, store_file, good, bad)
+
+
+def _at(chain: Chain, uri: str, root: Path) -> Chain:
+    """The same run, recording into another store and writing new outputs under `root` (the
+    module's genuine evidence files stay as they are)."""
+    copy = Chain(root, uri, chain.run_id, label_bias=chain.label_bias)
+    copy.paths = dict(chain.paths)
+    return copy
+
+
+def _model(chain: Chain) -> str:
+    return sha256_path(chain.paths["model"])
+
+
+def _states(uri: str, run_id: str) -> dict[str, str]:
+    return {e.stage: e.state for e in LineageStore.connect(uri).executions_of_run(run_id)}
+
+
+@contextmanager
+def _edited(path: Path, edit: str) -> Iterator[None]:
+    """Tamper with a file, then put it back."""
+    original = path.read_bytes()
+    try:
+        if edit == "json":
+            document = json.loads(original)
+            document["gate"]["passed"] = True
+            document.setdefault("sections", {})["note"] = "edited after the run"
+            path.write_text(json.dumps(document))
+        else:
+            path.write_bytes(original + b"\0")
+        yield
+    finally:
+        path.write_bytes(original)
+
+
+def test_the_starting_point_is_real(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    assert _states(uri, "bad")["evaluation"] == "FAILED"
+    assert set(_states(uri, "good").values()) == {"COMPLETE"}
+    custody = verify_model(
+        LineageStore.connect(uri), _model(runs.good), through="integration_testing"
+    )
+    assert list(custody.links) == [
+        "data_preparation",
+        "feature_engineering",
+        "training",
+        "evaluation",
+        "registration",
+        "integration_testing",
+    ]
+    assert custody.run_id == "good"
+
+
+# -- cross-wiring at every boundary ---------------------------------------------------------
+
+
+def test_registration_refuses_another_models_passing_evaluation(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    bad = _at(runs.bad, uri, tmp_path)
+    with pytest.raises(CustodyError, match=r"run bad has a FAILED evaluation"):
+        bad.register(report=runs.good.paths["evaluation_report"])
+    # The refusal is recorded, and the model never reaches staging.
+    assert _states(uri, "bad")["registration"] == "FAILED"
+    model = LineageStore.connect(uri).find_artifact(lineage.MODEL, _model(runs.bad))
+    assert model is not None
+    assert lineage.properties_of(model)["stage"] == "experimental"
+
+
+def test_a_fresh_run_cannot_borrow_an_evaluation(runs: Runs, tmp_path: Path) -> None:
+    """The executor called directly under a new run id, the bad model and the good report."""
+    uri = runs.store_copy(tmp_path)
+    forged = Chain(tmp_path, uri, "forged")
+    forged.paths = dict(runs.bad.paths)
+    with pytest.raises(
+        CustodyError, match=r"model [0-9a-f]{12} was not produced by a completed training in run"
+    ):
+        forged.register(report=runs.good.paths["evaluation_report"])
+
+
+def test_registration_in_the_good_run_refuses_the_bad_model(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    good = _at(runs.good, uri, tmp_path)
+    with pytest.raises(CustodyError, match="was not produced by a completed training in run good"):
+        good.register(model=runs.bad.paths["model"])
+
+
+def test_registration_refuses_the_evaluation_of_another_model_in_its_run(
+    runs: Runs, tmp_path: Path
+) -> None:
+    uri = runs.store_copy(tmp_path)
+    good = _at(runs.good, uri, tmp_path)
+    # A second model trained in the good run (another seed) borrows the first one's report.
+    good.seed = 1
+    other = good.train()
+    good.paths["model"] = other
+    with pytest.raises(
+        CustodyError, match=r"evaluation \(execution \d+\) in run good read model [0-9a-f]{12}, not"
+    ):
+        good.register(report=runs.good.paths["evaluation_report"])
+
+
+def test_integration_testing_refuses_another_models_registration(
+    runs: Runs, tmp_path: Path
+) -> None:
+    uri = runs.store_copy(tmp_path)
+    bad = _at(runs.bad, uri, tmp_path)
+    bad.paths["registration"] = runs.good.paths["registration"]
+    with pytest.raises(CustodyError, match="run bad has a FAILED evaluation"):
+        bad.integrate()
+    assert _states(uri, "bad")["integration_testing"] == "FAILED"
+
+
+def test_evaluation_refuses_another_runs_feature_set(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    good = _at(runs.good, uri, tmp_path)
+    with pytest.raises(
+        CustodyError, match=r"feature set [0-9a-f]{12} is not the one training read"
+    ):
+        good.evaluate(features=runs.bad.paths["features"])
+
+
+def test_training_refuses_a_feature_set_from_another_run(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    good = _at(runs.good, uri, tmp_path)
+    with pytest.raises(
+        CustodyError, match=r"feature set [0-9a-f]{12} was not produced by a completed"
+    ):
+        good.train(features=runs.bad.paths["features"], transform=runs.bad.paths["transform"])
+
+
+# -- the store and the files edited after the run ---------------------------------------------
+
+
+def test_a_failed_evaluation_flipped_to_complete_is_caught(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    store = LineageStore.connect(uri)
+    [evaluation] = [e for e in store.executions_of_run("bad") if e.stage == "evaluation"]
+    database = sqlite3.connect(uri.removeprefix("sqlite://"))
+    database.execute(
+        "UPDATE Execution SET last_known_state = ? WHERE id = ?", (3, evaluation.id)
+    )  # 3 = COMPLETE
+    database.commit()
+    database.close()
+    store = LineageStore.connect(uri)
+    assert _states(uri, "bad")["evaluation"] == "COMPLETE"
+    with pytest.raises(CustodyError, match="recorded outcome GateFailed: the store was altered"):
+        verify_model(store, _model(runs.bad), through="evaluation")
+    with pytest.raises(CustodyError, match="altered"):
+        _at(runs.bad, uri, tmp_path).register()
+    # The trace shows the flip instead of a clean COMPLETE.
+    from aiact.trace import render, trace_artifact
+
+    model = store.find_artifact(lineage.MODEL, _model(runs.bad))
+    assert model is not None
+    reports = store.artifacts_of_run("bad", lineage.EVALUATION_REPORT)
+    text = "\n".join(render(trace_artifact(store, reports[0].id)))
+    assert "recorded outcome GateFailed: ALTERED" in text
+
+
+@pytest.mark.parametrize(
+    ("artefact", "edit", "message"),
+    [
+        ("evaluation_report", "json", "EvaluationReport [0-9a-f]{12} at .* was altered"),
+        ("model", "bytes", "Model [0-9a-f]{12} at .* was altered"),
+    ],
+)
+def test_edited_evidence_is_caught_by_every_audit_tool(
+    runs: Runs,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    artefact: str,
+    edit: str,
+    message: str,
+) -> None:
+    uri = runs.store_copy(tmp_path)
+    store = LineageStore.connect(uri)
+    model = _model(runs.good)
+    target = runs.good.paths[artefact]
+    if target.is_dir():
+        target = (
+            target / "weights.pt"
+            if (target / "weights.pt").is_file()
+            else next(p for p in sorted(target.iterdir()) if p.is_file())
+        )
+    # Control: intact evidence verifies, and the audit command says so.
+    assert (
+        cli.main(["verify-model", model, "--metadata-uri", uri, "--through", "integration_testing"])
+        == 0
+    )
+    with _edited(target, edit):
+        with pytest.raises(CustodyError, match=message):
+            verify_model(store, model, through="integration_testing")
+        capsys.readouterr()
+        code = cli.main(
+            ["verify-model", model, "--metadata-uri", uri, "--through", "integration_testing"]
+        )
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("aiact: chain of custody broken:")
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        bundle = tmp_path / "bundle"
+        with pytest.raises(CustodyError, match="altered"):
+            write_bundle(store, "good", bundle)
+        assert (
+            cli.main(
+                ["evidence-bundle", "--run", "good", "--out", str(bundle), "--metadata-uri", uri]
+            )
+            == 1
+        )
+    # Restored: verifies again.
+    with Verifier(store) as verifier:
+        assert verifier.verify_model(model, through="integration_testing").run_id == "good"
+
+
+def test_the_bundle_carries_the_custody_verdict(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    store = LineageStore.connect(uri)
+    manifest = write_bundle(store, "good", tmp_path / "good")
+    assert manifest["custody"]["verified"] is True
+    assert manifest["custody"]["through"] == "integration_testing"
+    halted = write_bundle(store, "bad", tmp_path / "bad")
+    assert halted["custody"]["verified"] is False
+    assert "FAILED evaluation" in halted["custody"]["reason"]
+    copies = sorted(p.name for p in (tmp_path / "good" / "evidence").iterdir())
+    assert any(name.startswith("EvaluationReport-") and name.endswith(".json") for name in copies)
+
+
+# -- the submitter's parameters against the platform ------------------------------------------
+
+
+@pytest.mark.parametrize("spelling", ["Production", "production ", "prod", "PRODUCTION", "stage"])
+def test_every_spelling_of_an_environment_is_refused(
+    runs: Runs, tmp_path: Path, spelling: str
+) -> None:
+    uri = runs.store_copy(tmp_path)
+    chain = Chain(tmp_path, uri, f"spelling-{spelling.strip() or 'blank'}")
+    chain_run = chain.run
+    from dataclasses import replace
+
+    from components.data_preparation.executor import run_data_preparation
+
+    with pytest.raises(PlatformError, match=repr(spelling).replace("(", r"\(")):
+        run_data_preparation(
+            run=replace(chain_run, environment=spelling),
+            metadata_uri=uri,
+            source_uri=str(runs.good.root / "data" / "3000-7-0" / "data.csv"),
+            data_card_uri=str(runs.good.root / "data" / "3000-7-0" / "data_card.yaml"),
+            use_case="credit",
+            policy=chain.policy,
+            dataset_dir=tmp_path / "dataset",
+            dataset_uri=str(tmp_path / "dataset"),
+            report_path=tmp_path / "report.json",
+            report_uri=str(tmp_path / "report.json"),
+            report_html_path=tmp_path / "report.html",
+        )
+    assert _states(uri, chain_run.run_id) == {"data_preparation": "FAILED"}
+
+
+def test_a_parameter_contradicting_the_platform_fails_the_run(
+    runs: Runs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform = tmp_path / "platform.yaml"
+    platform.write_text(
+        "defaults:\n"
+        "  environment: production\n"
+        "  required_approvals: 2\n"
+        "  approver_group: credit-approvers\n"
+        "  ledger_uri: file:///var/lib/aiact/ledger\n"
+        "  approval_backend: kubernetes://credit-prod\n"
+        "  max_approval_timeout_s: 86400\n"
+    )
+    monkeypatch.setenv("AIACT_PLATFORM_CONFIG", str(platform))
+    uri = runs.store_copy(tmp_path)
+    chain = Chain(tmp_path, uri, "claims-staging")
+    from dataclasses import replace
+
+    from components.data_preparation.executor import run_data_preparation
+
+    with pytest.raises(PlatformError, match="environment='staging' contradicts the platform"):
+        run_data_preparation(
+            run=replace(chain.run, environment="staging"),
+            metadata_uri=uri,
+            source_uri=str(runs.good.root / "data" / "3000-7-0" / "data.csv"),
+            data_card_uri=str(runs.good.root / "data" / "3000-7-0" / "data_card.yaml"),
+            use_case="credit",
+            policy=chain.policy,
+            dataset_dir=tmp_path / "dataset",
+            dataset_uri=str(tmp_path / "dataset"),
+            report_path=tmp_path / "report.json",
+            report_uri=str(tmp_path / "report.json"),
+            report_html_path=tmp_path / "report.html",
+        )
+    context = LineageStore.connect(uri).run_context("claims-staging")
+    assert lineage.properties_of(context)["environment"] == "production"
+
+
+def test_a_claimed_code_commit_must_be_the_builds_own(runs: Runs, tmp_path: Path) -> None:
+    uri = runs.store_copy(tmp_path)
+    chain = _at(runs.good, uri, tmp_path)
+    from dataclasses import replace
+
+    from components.registration.executor import run_registration
+
+    with pytest.raises(PlatformError, match="code_commit='0123abc' does not match the commit"):
+        run_registration(
+            run=replace(chain.run, code_commit="0123abc"),
+            metadata_uri=uri,
+            model_dir=chain.paths["model"],
+            model_uri=str(chain.paths["model"]),
+            evaluation_report_path=chain.paths["evaluation_report"],
+            evaluation_report_uri=str(chain.paths["evaluation_report"]),
+            dataset_dir=chain.paths["dataset"],
+            dataset_uri=str(chain.paths["dataset"]),
+            registration_path=tmp_path / "registration.json",
+            registration_uri=str(tmp_path / "registration.json"),
+        )
