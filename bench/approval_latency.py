@@ -2,9 +2,10 @@
 
 Runs the real approval stage executor (watching a ModelApproval with the official kubernetes
 client, recording in a SQLite ML Metadata store) against the HTTP emulation of the Kubernetes API
-used by the tests (kmock, tests/aiact/k8s_emulator.py; not a real API server), writes the
-decision the way `aiact approve` does, and times until the stage has returned (decision seen
-through the watch and recorded in MLMD). Goal: under 1 s.
+used by the tests (kmock, tests/aiact/k8s_emulator.py, which applies manifests/cluster's CRD rules
+and admission policies to every write; not a real API server), writes the one decision a
+development request needs the way `aiact approve` does, and times until the stage has returned
+(decision seen through the watch and recorded in MLMD). Goal: under 1 s.
 
     .venv/bin/python -m bench.approval_latency [--runs 10]
 """
@@ -63,7 +64,7 @@ def _stage_args(workdir: Path, metadata_uri: str, run: RunInfo) -> dict[str, Any
         "integration_report_path": reports["integration_report"],
         "integration_report_uri": str(reports["integration_report"]),
         "requested_by": "carol",
-        "approver_group": "",
+        "approver_group": "aiact-approvers",
         "demo_approver": "",
         "timeout_s": 60.0,
         "approval_path": workdir / "approval.json",

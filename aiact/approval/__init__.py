@@ -1,4 +1,10 @@
-"""Human approval (AI Act Art. 14): the request a pipeline raises and the decision a human takes.
+"""Human approval (AI Act Art. 14): the request a pipeline raises and the decisions humans take.
+
+A request settles by N-of-M: `required_approvals` distinct approvers approving settles it as
+approved, any rejection settles it as rejected (`tally`). Nothing on a cluster tells a task who
+started its run, so `requested_by` is a claim, not an identity: the four-eyes guarantee comes
+from N distinct humans, each deciding under their own identity, not from excluding the requester
+alone.
 
 Backends share one interface so that `aiact approve` and the approval stage work the same
 against the local file store (`aiact run-local`) and, on a cluster, a Kubernetes resource.
@@ -6,20 +12,41 @@ against the local file store (`aiact run-local`) and, on a cluster, a Kubernetes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 APPROVED = "approved"
 REJECTED = "rejected"
+PENDING = "pending"
+HUMAN = "human"
+DEMO = "demo"
+# Upper bound of required_approvals (the CRD's maximum; it bounds the cost of its CEL rules).
+MAX_REQUIRED_APPROVALS = 10
+SYSTEM_PREFIX = "system:"
 
 
 class ApprovalError(RuntimeError):
     """An approval cannot be requested or decided as asked."""
 
 
+def parse_time(value: str) -> datetime:
+    """An ISO 8601 / RFC 3339 time; a time without an offset is taken as UTC.
+
+    Raises:
+        ApprovalError: when `value` is not such a time.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApprovalError(f"{value!r} is not an ISO 8601 time") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class ApprovalRequest:
-    """What the approver is asked to authorise, with the evidence to review."""
+    """What the approvers are asked to authorise, with the evidence to review."""
 
     name: str
     model_name: str
@@ -33,17 +60,27 @@ class ApprovalRequest:
     approver_group: str
     environment: str
     expires_at: str
+    required_approvals: int = 1
+
+    def __post_init__(self) -> None:
+        required = self.required_approvals
+        if isinstance(required, bool) or not isinstance(required, int):
+            raise ApprovalError(f"required_approvals must be an integer, got {required!r}")
+        if not 1 <= required <= MAX_REQUIRED_APPROVALS:
+            raise ApprovalError(
+                f"required_approvals must be 1..{MAX_REQUIRED_APPROVALS}, got {required}"
+            )
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A human's verdict on a request; final once recorded."""
+    """One approver's verdict on a request; final once recorded."""
 
     decision: str
     approver: str
     reason: str
     decided_at: str
-    kind: str = "human"
+    kind: str = HUMAN
 
     def __post_init__(self) -> None:
         if self.decision not in (APPROVED, REJECTED):
@@ -54,7 +91,121 @@ class Decision:
             raise ApprovalError("a rejection must give a reason")
 
 
-def to_dict(value: ApprovalRequest | Decision) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Tally:
+    """Where a request stands after its decisions.
+
+    Attributes:
+        status: "pending", "approved" or "rejected".
+        approvers: Distinct approvers whose approval counts, in the order they decided.
+        rejected_by: Who rejected the request ("" unless rejected).
+        reason: The rejection's reason; when approved, the counted approvals' reasons.
+    """
+
+    status: str
+    approvers: tuple[str, ...] = ()
+    rejected_by: str = ""
+    reason: str = ""
+
+    @property
+    def settled(self) -> bool:
+        """Whether no further decision can change the outcome."""
+        return self.status != PENDING
+
+
+def tally(request: ApprovalRequest, decisions: Sequence[Decision]) -> Tally:
+    """Settle a request by N-of-M.
+
+    Any rejection settles it as rejected; `request.required_approvals` distinct approvers
+    approving settles it as approved. A second decision by the same approver counts once (its
+    first), and an approval by the request's own `requested_by` never counts.
+
+    Args:
+        request: The request decided on.
+        decisions: Its decisions, oldest first.
+
+    Returns:
+        The outcome so far.
+    """
+    approvals: dict[str, Decision] = {}
+    for decision in decisions:
+        if decision.decision == REJECTED:
+            return Tally(REJECTED, tuple(approvals), decision.approver, decision.reason)
+        if decision.approver != request.requested_by:
+            approvals.setdefault(decision.approver, decision)
+    approvers = tuple(approvals)[: request.required_approvals]
+    if len(approvers) < request.required_approvals:
+        return Tally(PENDING, approvers)
+    reasons = [approvals[a].reason.strip() for a in approvers if approvals[a].reason.strip()]
+    return Tally(APPROVED, approvers, "", "; ".join(reasons))
+
+
+def check_approver_group(group: str) -> None:
+    """Refuse an approver group that would admit anyone.
+
+    Raises:
+        ApprovalError: when the group is empty or a Kubernetes system group (`system:...`,
+            e.g. system:authenticated, which every signed-in user and service account is in).
+    """
+    if not group.strip():
+        raise ApprovalError("an approval needs an approver group: an empty group admits anyone")
+    if group.startswith(SYSTEM_PREFIX):
+        raise ApprovalError(
+            f"approver group {group!r} is a Kubernetes system group that admits any "
+            "authenticated user or service account: name a group of human approvers"
+        )
+
+
+def check_decision(
+    request: ApprovalRequest,
+    decisions: Sequence[Decision],
+    decision: Decision,
+    now: datetime | None = None,
+) -> None:
+    """Refuse a decision the request can no longer take (both backends apply this).
+
+    Args:
+        request: The request decided on.
+        decisions: Its decisions so far.
+        decision: The decision to add.
+        now: The current time (default: the clock).
+
+    Raises:
+        ApprovalError: when the request is settled or has expired, when the approver requested
+            it, or when the approver has already decided it.
+    """
+    name = request.name
+    outcome = tally(request, decisions)
+    if outcome.status == APPROVED:
+        raise ApprovalError(
+            f"approval {name!r} is already approved by {', '.join(outcome.approvers)}: "
+            "decisions are final"
+        )
+    if outcome.status == REJECTED:
+        raise ApprovalError(
+            f"approval {name!r} is already rejected by {outcome.rejected_by}: decisions are final"
+        )
+    latest = max(parse_time(decision.decided_at), now or datetime.now(UTC))
+    if latest >= parse_time(request.expires_at):
+        raise ApprovalError(
+            f"approval {name!r} expired at {request.expires_at}: it can no longer be decided"
+        )
+    if decision.approver == request.requested_by:
+        raise ApprovalError(
+            f"four-eyes: {decision.approver} requested approval {name!r} and cannot decide it"
+        )
+    if any(taken.approver == decision.approver for taken in decisions):
+        raise ApprovalError(
+            f"{decision.approver} has already decided approval {name!r}: each approver decides once"
+        )
+
+
+def is_pending(request: ApprovalRequest, decisions: Sequence[Decision], now: datetime) -> bool:
+    """Whether a request still awaits decisions: unsettled and not expired at `now`."""
+    return not tally(request, decisions).settled and parse_time(request.expires_at) > now
+
+
+def to_dict(value: ApprovalRequest | Decision | Tally) -> dict[str, Any]:
     """JSON-ready form."""
     return asdict(value)
 
@@ -65,17 +216,21 @@ class ApprovalBackend(Protocol):
     def ensure_request(self, request: ApprovalRequest) -> ApprovalRequest:
         """Create the request, or return the existing one of that name (idempotent)."""
 
+    def request(self, name: str) -> ApprovalRequest:
+        """A stored request; ApprovalError when there is none of that name."""
+
     def decide(self, name: str, decision: Decision) -> None:
-        """Record a decision; refused when the request is already decided."""
+        """Append one decision; ApprovalError when `check_decision` refuses it."""
 
-    def decision(self, name: str) -> Decision | None:
-        """The decision on a request, if taken."""
+    def decisions(self, name: str) -> list[Decision]:
+        """The decisions recorded on a request, oldest first."""
 
-    def wait(self, name: str, timeout_s: float) -> Decision | None:
-        """Block until decided or until the timeout; None on timeout."""
+    def wait(self, name: str, timeout_s: float) -> list[Decision]:
+        """Block until `tally` settles the request, or until the timeout or its expiry;
+        returns the decisions recorded by then."""
 
     def pending(self) -> list[ApprovalRequest]:
-        """Requests still awaiting a decision."""
+        """Unsettled, unexpired requests, by name."""
 
 
 def backend_from_uri(uri: str) -> ApprovalBackend:

@@ -1,8 +1,11 @@
 """Kubernetes approval backend: one `ModelApproval` (aiact.eu/v1) per request.
 
-The pipeline creates the resource and watches it; a human records the decision in its status
-subresource (`aiact approve`, `kubectl aiact approve`). The CRD makes the decision final and the
-ValidatingAdmissionPolicy ties it to the requesting user (manifests/cluster).
+The pipeline creates the resource and watches it; each approver appends one decision to
+`status.decisions` through the status subresource (`aiact approve`, `kubectl aiact approve`)
+until `spec.requiredApprovals` distinct approvers have approved or one has rejected. The CRD
+keeps decisions append-only and closes the request once settled; the ValidatingAdmissionPolicies
+(manifests/cluster) bind every decision to the user who sends it, refuse service accounts, system
+users and the requester, and enforce the cluster's minimum number of approvers on creation.
 """
 
 from __future__ import annotations
@@ -18,7 +21,19 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from aiact.approval import ApprovalError, ApprovalRequest, Decision
+from aiact.approval import (
+    APPROVED,
+    PENDING,
+    REJECTED,
+    ApprovalError,
+    ApprovalRequest,
+    Decision,
+    check_approver_group,
+    check_decision,
+    is_pending,
+    parse_time,
+    tally,
+)
 from aiact.lineage import version_of
 from aiact.observability import log_event
 
@@ -34,12 +49,12 @@ READ_MARGIN_S = 10.0
 # unreachable, so that it is not hammered.
 RECONNECT_DELAY_S = 0.2
 RECONNECT_MAX_S = 10.0
+# Attempts at appending a decision when another approver's decision lands in between (409).
+CONFLICT_ATTEMPTS = 5
+# status.phase for each tally status (kubectl's PHASE column).
+PHASES = {PENDING: "Pending", APPROVED: "Approved", REJECTED: "Rejected"}
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 STAGE = "approval"
-
-
-def _parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def to_resource(request: ApprovalRequest) -> dict[str, Any]:
@@ -71,6 +86,7 @@ def to_resource(request: ApprovalRequest) -> dict[str, Any]:
             "pipelineRunId": request.pipeline_run_id,
             "requestedBy": request.requested_by,
             "approverGroup": request.approver_group,
+            "requiredApprovals": request.required_approvals,
             "environment": request.environment,
             "expiry": request.expires_at,
         },
@@ -93,31 +109,43 @@ def request_of(resource: dict[str, Any]) -> ApprovalRequest:
         approver_group=spec.get("approverGroup", ""),
         environment=spec.get("environment", ""),
         expires_at=spec["expiry"],
+        required_approvals=int(spec.get("requiredApprovals", 1)),
     )
 
 
-def decision_of(resource: dict[str, Any]) -> Decision | None:
-    """The decision recorded in a ModelApproval's status, if any."""
-    stored = (resource.get("status") or {}).get("decision")
-    if not stored:
-        return None
-    return Decision(
-        decision=stored["verdict"],
-        approver=stored["approver"],
-        reason=stored.get("reason", ""),
-        decided_at=stored["time"],
-        kind=stored.get("kind", "human"),
-    )
+def decisions_of(resource: dict[str, Any]) -> list[Decision]:
+    """The decisions recorded in a ModelApproval's status, oldest first."""
+    return [
+        Decision(
+            decision=stored["verdict"],
+            approver=stored["approver"],
+            reason=stored.get("reason", ""),
+            decided_at=stored["time"],
+            kind=stored.get("kind", "human"),
+        )
+        for stored in (resource.get("status") or {}).get("decisions") or []
+    ]
 
 
-def decision_status(decision: Decision) -> dict[str, Any]:
-    """The status.decision block for a decision."""
+def decision_entry(decision: Decision) -> dict[str, Any]:
+    """One entry of status.decisions."""
     return {
         "verdict": decision.decision,
         "approver": decision.approver,
         "reason": decision.reason,
         "time": decision.decided_at,
         "kind": decision.kind,
+    }
+
+
+def status_of(request: ApprovalRequest, decisions: list[Decision]) -> dict[str, Any]:
+    """The status block for a request's decisions, with the summary the CRD checks against
+    them: `phase` (Pending, Approved, Rejected) and `approvals` (approvals that count)."""
+    outcome = tally(request, decisions)
+    return {
+        "decisions": [decision_entry(d) for d in decisions],
+        "phase": PHASES[outcome.status],
+        "approvals": len(outcome.approvers),
     }
 
 
@@ -150,7 +178,13 @@ class KubernetesApprovalBackend:
         return found
 
     def ensure_request(self, request: ApprovalRequest) -> ApprovalRequest:
-        """Create the ModelApproval, or return the existing one of that name (409)."""
+        """Create the ModelApproval, or return the existing one of that name (409).
+
+        Raises:
+            ApprovalError: when the approver group would admit anyone, or the cluster refuses
+                the request (e.g. fewer required approvals than its policy's minimum).
+        """
+        check_approver_group(request.approver_group)
         try:
             self.api.create_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, to_resource(request)
@@ -182,44 +216,49 @@ class KubernetesApprovalBackend:
         return username
 
     def decide(self, name: str, decision: Decision) -> None:
-        """Write the decision to the status subresource, once, before expiry."""
-        resource = self._get(name)
-        taken = decision_of(resource)
-        if taken is not None:
-            raise ApprovalError(
-                f"approval {name!r} is already {taken.decision} by {taken.approver}: "
-                "decisions are final"
-            )
-        expiry = request_of(resource).expires_at
-        latest = max(_parse_time(decision.decided_at), datetime.now(UTC))
-        if latest >= _parse_time(expiry):
-            raise ApprovalError(
-                f"approval {name!r} expired at {expiry}: it can no longer be decided"
-            )
-        patch = {
-            # Optimistic concurrency: refused (409) when someone decided in between.
-            "metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]},
-            "status": {"decision": decision_status(decision)},
-        }
-        try:
-            self.api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self.namespace, PLURAL, name, patch
-            )
-        except ApiException as exc:
-            raise ApprovalError(
-                f"the cluster refused the decision on {name!r} ({exc.status}): {_api_message(exc)}"
-            ) from exc
-        log_event(
-            STAGE,
-            "decision_written",
-            approval=name,
-            verdict=decision.decision,
-            approver=decision.approver,
-        )
+        """Append one decision to the status subresource.
 
-    def decision(self, name: str) -> Decision | None:
-        """The decision on a request, if taken."""
-        return decision_of(self._get(name))
+        The merge patch carries the resourceVersion read, so a decision landing in between is
+        never overwritten: the API server answers 409 and the append is retried on a fresh read
+        (which may now refuse it, e.g. because that decision settled the request).
+
+        Raises:
+            ApprovalError: when `check_decision` or the cluster refuses the decision.
+        """
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            resource = self._get(name)
+            request, decisions = request_of(resource), decisions_of(resource)
+            check_decision(request, decisions, decision)
+            patch = {
+                "metadata": {"resourceVersion": resource["metadata"]["resourceVersion"]},
+                "status": status_of(request, [*decisions, decision]),
+            }
+            try:
+                self.api.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, self.namespace, PLURAL, name, patch
+                )
+            except ApiException as exc:
+                if exc.status == 409 and attempt < CONFLICT_ATTEMPTS:
+                    log_event(STAGE, "decision_conflict_retry", approval=name, attempt=attempt)
+                    continue
+                raise ApprovalError(
+                    f"the cluster refused the decision on {name!r} ({exc.status}): "
+                    f"{_api_message(exc)}"
+                ) from exc
+            log_event(
+                STAGE,
+                "decision_written",
+                approval=name,
+                verdict=decision.decision,
+                approver=decision.approver,
+                decisions=len(decisions) + 1,
+                required_approvals=request.required_approvals,
+            )
+            return
+
+    def decisions(self, name: str) -> list[Decision]:
+        """The decisions on a request, oldest first."""
+        return decisions_of(self._get(name))
 
     def _list(self, field_selector: str = "") -> dict[str, Any]:
         try:
@@ -230,13 +269,19 @@ class KubernetesApprovalBackend:
             raise ApprovalError(f"listing ModelApprovals: {_api_message(exc)}") from exc
         return listed
 
-    def wait(self, name: str, timeout_s: float) -> Decision | None:
-        """Watch the ModelApproval until decided; None once the timeout or spec.expiry passes.
+    def wait(self, name: str, timeout_s: float) -> list[Decision]:
+        """Watch the ModelApproval until its decisions settle it (`tally`); once the timeout
+        or spec.expiry passes, return the decisions recorded by then.
 
         Resumes from the last seen resourceVersion after a dropped connection (with a backoff
         while the API server is unreachable) and re-lists when the server answers 410 Gone.
+
+        Raises:
+            ApprovalError: when the resource is deleted, or the API stays unreachable until the
+                deadline.
         """
-        expiry = _parse_time(self.request(name).expires_at)
+        request = self.request(name)
+        expiry = parse_time(request.expires_at)
         until_expiry = (expiry - datetime.now(UTC)).total_seconds()
         deadline = time.monotonic() + max(0.0, min(timeout_s, until_expiry))
         resource_version: str | None = None
@@ -247,14 +292,23 @@ class KubernetesApprovalBackend:
                 if resource_version is None:
                     listed = self._list(field_selector=f"metadata.name={name}")
                     for item in listed.get("items", []):
-                        if item["metadata"]["name"] == name and (found := decision_of(item)):
+                        if item["metadata"]["name"] != name:
+                            continue
+                        if tally(request, found := decisions_of(item)).settled:
                             return found
                     resource_version = listed["metadata"]["resourceVersion"]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    final = self.decision(name)  # authoritative read at the deadline
-                    if final is None:
-                        log_event(STAGE, "approval_expired", approval=name, expiry=str(expiry))
+                    final = self.decisions(name)  # authoritative read at the deadline
+                    if not tally(request, final).settled:
+                        log_event(
+                            STAGE,
+                            "approval_expired",
+                            approval=name,
+                            expiry=str(expiry),
+                            decisions=len(final),
+                            required_approvals=request.required_approvals,
+                        )
                     return final
                 window = max(1, min(WATCH_WINDOW_S, int(remaining + 0.999)))
                 for event in watcher.stream(
@@ -276,7 +330,7 @@ class KubernetesApprovalBackend:
                         continue
                     if event["type"] == "DELETED":
                         raise ApprovalError(f"ModelApproval {name!r} was deleted while awaited")
-                    if found := decision_of(obj):
+                    if tally(request, found := decisions_of(obj)).settled:
                         return found
                     if time.monotonic() >= deadline:
                         break
@@ -305,13 +359,13 @@ class KubernetesApprovalBackend:
                 watcher.stop()
 
     def pending(self) -> list[ApprovalRequest]:
-        """Undecided, unexpired requests, by name."""
+        """Unsettled, unexpired requests, by name."""
         now = datetime.now(UTC)
         return sorted(
             (
-                request_of(item)
+                request
                 for item in self._list().get("items", [])
-                if decision_of(item) is None and _parse_time(item["spec"]["expiry"]) > now
+                if is_pending(request := request_of(item), decisions_of(item), now)
             ),
             key=lambda r: r.name,
         )

@@ -1,5 +1,11 @@
-"""Local approval backend: one JSON file per request in a directory, decisions under a file
-lock so a decision is taken at most once. Serves `aiact run-local` and the approver CLI."""
+"""Local approval backend: one JSON file per request in a directory, decisions appended under a
+file lock so that two approvers deciding at once cannot lose a decision. Serves
+`aiact run-local` and the approver CLI.
+
+It applies the same rules as the Kubernetes backend (`check_decision`): N distinct approvers,
+no decision after settlement or expiry, none by the requester. It cannot verify who an approver
+is: locally the name is whatever the approver types.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,35 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aiact.approval import ApprovalError, ApprovalRequest, Decision, to_dict
+from aiact.approval import (
+    ApprovalError,
+    ApprovalRequest,
+    Decision,
+    check_approver_group,
+    check_decision,
+    is_pending,
+    parse_time,
+    tally,
+    to_dict,
+)
 
 POLL_INTERVAL_S = 0.2
+_REQUEST_FIELDS = {f.name for f in fields(ApprovalRequest)}
+
+
+def _request_of(document: dict[str, Any]) -> ApprovalRequest:
+    return ApprovalRequest(**{k: v for k, v in document["request"].items() if k in _REQUEST_FIELDS})
+
+
+def _decisions_of(document: dict[str, Any]) -> list[Decision]:
+    stored = document.get("decisions")
+    if stored is None:  # a file written before N-of-M: one optional decision
+        stored = [document["decision"]] if document.get("decision") else []
+    return [Decision(**entry) for entry in stored]
 
 
 class LocalApprovalBackend:
@@ -50,50 +79,59 @@ class LocalApprovalBackend:
         os.replace(temporary, self._path(name))
 
     def ensure_request(self, request: ApprovalRequest) -> ApprovalRequest:
-        """Create the request, or return the existing one of that name."""
+        """Create the request, or return the existing one of that name.
+
+        Raises:
+            ApprovalError: when the approver group would admit anyone.
+        """
+        check_approver_group(request.approver_group)
         with self._locked():
             if self._path(request.name).is_file():
-                return ApprovalRequest(**self._read(request.name)["request"])
-            self._write(request.name, {"request": to_dict(request), "decision": None})
+                return _request_of(self._read(request.name))
+            self._write(request.name, {"request": to_dict(request), "decisions": []})
             return request
 
     def request(self, name: str) -> ApprovalRequest:
         """A stored request."""
-        return ApprovalRequest(**self._read(name)["request"])
+        return _request_of(self._read(name))
 
     def decide(self, name: str, decision: Decision) -> None:
-        """Record a decision once; a second decision is refused."""
+        """Append one decision.
+
+        Raises:
+            ApprovalError: when the request is settled or expired, the approver requested it or
+                has already decided it (`check_decision`).
+        """
         with self._locked():
             document = self._read(name)
-            if document["decision"] is not None:
-                taken = document["decision"]
-                raise ApprovalError(
-                    f"approval {name!r} is already {taken['decision']} by {taken['approver']}: "
-                    "decisions are final"
-                )
-            document["decision"] = to_dict(decision)
+            decisions = _decisions_of(document)
+            check_decision(_request_of(document), decisions, decision)
+            document.pop("decision", None)
+            document["decisions"] = [to_dict(d) for d in [*decisions, decision]]
             self._write(name, document)
 
-    def decision(self, name: str) -> Decision | None:
-        """The decision on a request, if taken."""
-        stored = self._read(name)["decision"]
-        return None if stored is None else Decision(**stored)
+    def decisions(self, name: str) -> list[Decision]:
+        """The decisions on a request, oldest first."""
+        return _decisions_of(self._read(name))
 
-    def wait(self, name: str, timeout_s: float) -> Decision | None:
-        """Block until the request is decided; None when the timeout passes first."""
-        deadline = time.monotonic() + timeout_s
+    def wait(self, name: str, timeout_s: float) -> list[Decision]:
+        """Poll until the request settles; at the timeout or the request's expiry, whichever
+        comes first, return the decisions recorded by then."""
+        request = self.request(name)
+        until_expiry = (parse_time(request.expires_at) - datetime.now(UTC)).total_seconds()
+        deadline = time.monotonic() + max(0.0, min(timeout_s, until_expiry))
         while True:
-            found = self.decision(name)
-            if found is not None or time.monotonic() >= deadline:
+            found = self.decisions(name)
+            if tally(request, found).settled or time.monotonic() >= deadline:
                 return found
             time.sleep(min(POLL_INTERVAL_S, max(0.0, deadline - time.monotonic())))
 
     def pending(self) -> list[ApprovalRequest]:
-        """Requests still awaiting a decision, by name."""
-        names = sorted(p.stem for p in self.directory.glob("*.json"))
-        known = {f.name for f in fields(ApprovalRequest)}
+        """Unsettled, unexpired requests, by name."""
+        now = datetime.now(UTC)
+        documents = (self._read(p.stem) for p in sorted(self.directory.glob("*.json")))
         return [
-            ApprovalRequest(**{k: v for k, v in doc["request"].items() if k in known})
-            for doc in (self._read(n) for n in names)
-            if doc["decision"] is None
+            request
+            for document in documents
+            if is_pending(request := _request_of(document), _decisions_of(document), now)
         ]

@@ -1,4 +1,5 @@
-"""Approval executor: raise (or find) the request, wait for the decision, record it in MLMD."""
+"""Approval executor: raise (or find) the request, wait until enough approvers decide, record
+the decisions in MLMD."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from aiact import lineage
-from aiact.approval import ApprovalError, ApprovalRequest, backend_from_uri, to_dict
+from aiact.approval import ApprovalError, ApprovalRequest, backend_from_uri, tally, to_dict
 from aiact.evidence import write_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.observability import log_event
+from aiact.platform import resolve_run_settings
 from aiact.stage import stage_execution
 from components.approval import core
 
@@ -51,6 +53,40 @@ def run_approval(
             integration_report_uri,
             "integration_report",
         )
+        custody = stage.verified(
+            stage.verifier.verify_model(
+                model.content_sha256, run_id=stage.run.run_id, through="integration_testing"
+            )
+        )
+        stage.require_same(
+            "evaluation report",
+            evaluation.content_sha256,
+            custody.digest("evaluation", "evaluation_report"),
+            f"the evaluation of model {model.content_sha256[:12]}",
+        )
+        stage.require_same(
+            "integration report",
+            integration.content_sha256,
+            custody.digest("integration_testing", "integration_report"),
+            f"the integration testing of model {model.content_sha256[:12]}",
+        )
+        assert stage.platform is not None
+        settings = resolve_run_settings(
+            stage.platform,
+            approver_group=approver_group,
+            approval_backend=backend_uri,
+            approval_timeout_s=timeout_s,
+            demo_approver=demo_approver,
+        )
+        backend_uri, timeout_s = (
+            settings.approval_backend or backend_uri,
+            settings.approval_timeout_s,
+        )
+        stage.properties.update(
+            approval_backend=backend_uri,
+            required_approvals=settings.required_approvals,
+            approver_group=settings.approver_group,
+        )
         backend = backend_from_uri(backend_uri)
         expires = datetime.now(UTC) + timedelta(seconds=timeout_s)
         request = backend.ensure_request(
@@ -64,39 +100,57 @@ def run_approval(
                 integration_report_sha256=integration.content_sha256,
                 pipeline_run_id=stage.run.run_id,
                 requested_by=requested_by or f"pipeline-run:{stage.run.run_id}",
-                approver_group=approver_group,
+                approver_group=settings.approver_group,
                 environment=stage.run.environment,
                 expires_at=expires.replace(microsecond=0).isoformat(),
+                required_approvals=core.required_approvals(
+                    stage.run.environment, settings.required_approvals
+                ),
             )
         )
-        if demo_approver and backend.decision(request.name) is None:
-            backend.decide(request.name, core.demo_decision(demo_approver, stage.run.environment))
+        decided = backend.decisions(request.name)
+        if demo_approver and settings.demo_allowed and not tally(request, decided).settled:
+            demo = core.demo_decision(demo_approver, stage.run.environment)
+            if all(d.approver != demo.approver for d in decided):
+                backend.decide(request.name, demo)
         log_event(
             STAGE,
             "awaiting_decision",
             approval=request.name,
+            required_approvals=request.required_approvals,
             timeout_s=timeout_s,
             approve=f"aiact approve {request.name} --approvals {backend_uri} --reason '...'",
             reject=f"aiact reject {request.name} --approvals {backend_uri} --reason '...'",
         )
-        if backend.decision(request.name) is None:
+        if not tally(request, backend.decisions(request.name)).settled:
             where = f"{request.name} --approvals {backend_uri} --reason ..."
             print(
-                f"\nApproval {request.name} awaits a human decision (expires {request.expires_at})"
+                f"\nApproval {request.name} awaits {request.required_approvals} distinct human "
+                f"approver(s) (expires {request.expires_at})"
                 f"\n  approve: aiact approve {where}\n  reject:  aiact reject {where}\n",
                 flush=True,
             )
-        decision = backend.wait(request.name, timeout_s)
+        decisions = backend.wait(request.name, timeout_s)
+        outcome = tally(request, decisions)
+        decision = core.summary(outcome, decisions)
         document: dict[str, Any] = {
             "request": to_dict(request),
+            "decisions": [to_dict(d) for d in decisions],
+            "outcome": to_dict(outcome),
             "decision": None if decision is None else to_dict(decision),
         }
         write_json(approval_path, document)
-        properties: dict[str, PropertyValue] = {"approval_name": request.name}
+        properties: dict[str, PropertyValue] = {
+            "approval_name": request.name,
+            "outcome": outcome.status,
+            "required_approvals": request.required_approvals,
+            "approvals": len(outcome.approvers),
+        }
         if decision is not None:
             properties.update(to_dict(decision))
         stage.wrote(lineage.APPROVAL, approval_path, approval_uri, "approval", properties)
-        settled = core.settle(request.name, decision, timeout_s)
-        if settled.kind == "demo" and stage.run.environment == core.PRODUCTION:
+        core.settle(request.name, outcome, request.required_approvals, timeout_s)
+        demo_approved = decision is not None and decision.kind == "demo"
+        if demo_approved and stage.run.environment == core.PRODUCTION:
             raise ApprovalError("a demo decision cannot authorise a production deployment")
         return properties

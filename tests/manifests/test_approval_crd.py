@@ -1,42 +1,54 @@
 """Offline checks of the approval gate's cluster manifests (manifests/cluster).
 
 No API server runs here, so the pieces a cluster would enforce are checked one by one: the
-rendered manifests against the Kubernetes 1.32 schemas (`kubernetes-validate --strict`), example
-ModelApprovals against the CRD's openAPIV3Schema (jsonschema), and the CRD's CEL rules and the
-ValidatingAdmissionPolicy's expressions with Google's CEL evaluator (cel-expr-python, with the
-strings and optional extensions Kubernetes enables) on AdmissionRequest-shaped inputs. What this
-cannot show: the API server's own wiring (schema pruning and defaulting, the status subresource
-reset, rule cost limits, RBAC evaluation).
+rendered manifests against the Kubernetes 1.32 schemas (`kubernetes-validate --strict`), the
+printer columns with kubectl's own JSONPath, ModelApprovals against the CRD's openAPIV3Schema
+(jsonschema), and the CRD's CEL rules and both ValidatingAdmissionPolicies with Google's CEL
+evaluator (cel-expr-python, with the strings and optional extensions Kubernetes enables) on
+AdmissionRequest-shaped inputs, through `ClusterRules` (tests/aiact/k8s_emulator.py), which the
+emulated API server applies to every write as well. What this cannot show: the API server's own
+wiring (CEL type checking and cost limits, schema pruning and defaulting, the status
+subresource, RBAC evaluation).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
-from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-from cel_expr_python import cel
-from cel_expr_python.ext.ext_optional import ExtOptional
-from cel_expr_python.ext.ext_strings import ExtStrings
 
-from aiact.approval import ApprovalRequest, Decision
-from aiact.approval.kubernetes import GROUP, KIND, PLURAL, decision_status, to_resource
+from aiact.approval import APPROVED, REJECTED, ApprovalRequest, Decision, tally
+from aiact.approval.kubernetes import (
+    GROUP,
+    KIND,
+    PLURAL,
+    decisions_of,
+    request_of,
+    status_of,
+    to_resource,
+)
+from tests.aiact.k8s_emulator import ClusterRules, Refusal, json_schema
 from tests.manifests.test_kustomize_manifests import (
     CLUSTER_SCOPED_KINDS,
     KUBERNETES_VERSION,
+    SYSTEM_NAMESPACE,
     _render,
     _tool,
     _validate,
     _verbs,
 )
 
-REQUESTER = "carol@example.com"
-APPROVER = "alice@example.com"
+PIPELINE = "system:serviceaccount:team-credit:aiact-pipeline-runner"
 APPROVER_GROUP = "aiact-approvers"
+HUMANS = (APPROVER_GROUP, "system:authenticated")
+SA_GROUP = "system:serviceaccounts"
+PARAMS = (SYSTEM_NAMESPACE, "aiact-approval-policy")
+EXPIRY = "2026-11-30T12:00:00+00:00"
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +61,12 @@ def docs(rendered: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(rendered) if doc]
 
 
+def _kinds(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
 def _kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (found,) = [d for d in docs if d["kind"] == kind]
+    (found,) = _kinds(docs, kind).values()
     return found
 
 
@@ -60,45 +76,85 @@ def crd_version(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(version)
 
 
-@pytest.fixture(scope="module")
-def policy(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    return _kind(docs, "ValidatingAdmissionPolicy")
+@pytest.fixture
+def rules(docs: list[dict[str, Any]]) -> ClusterRules:
+    """The rendered manifests' rules (a fresh copy per test: tests change the params)."""
+    return ClusterRules(docs)
 
 
-def _approval(**decision: str) -> dict[str, Any]:
-    """A ModelApproval exactly as the Kubernetes backend creates it, optionally decided."""
-    resource = to_resource(
-        ApprovalRequest(
-            name="credit-scoring-0123456789ab-deadbeef",
-            model_name="credit-scoring",
-            model_sha256="0123456789abcdef" * 4,
-            evaluation_report_uri="s3://aiact/runs/r1/evaluation/report.html",
-            evaluation_report_sha256="b" * 64,
-            integration_report_uri="s3://aiact/runs/r1/integration/report.json",
-            integration_report_sha256="c" * 64,
-            pipeline_run_id="r1",
-            requested_by=REQUESTER,
-            approver_group=APPROVER_GROUP,
-            environment="production",
-            expires_at="2026-11-30T12:00:00+00:00",
-        )
+def _approval(
+    *decisions: Decision,
+    requested_by: str = "carol@example.com",
+    required: int = 2,
+    group: str = APPROVER_GROUP,
+    environment: str = "production",
+) -> dict[str, Any]:
+    """A ModelApproval exactly as the Kubernetes backend creates and decides it."""
+    request = ApprovalRequest(
+        name="credit-scoring-0123456789ab-deadbeef",
+        model_name="credit-scoring",
+        model_sha256="0123456789abcdef" * 4,
+        evaluation_report_uri="s3://aiact/runs/r1/evaluation/report.html",
+        evaluation_report_sha256="b" * 64,
+        integration_report_uri="s3://aiact/runs/r1/integration/report.json",
+        integration_report_sha256="c" * 64,
+        pipeline_run_id="r1",
+        requested_by=requested_by,
+        approver_group=group,
+        environment=environment,
+        expires_at=EXPIRY,
+        required_approvals=required,
     )
+    resource = to_resource(request)
     resource["metadata"].update(
         namespace="team-credit",
         uid="u-1",
         resourceVersion="7",
         creationTimestamp="2026-11-23T12:00:00Z",
     )
-    if decision:
-        fields = {
-            "decision": "approved",
-            "approver": APPROVER,
-            "reason": "reviewed the evaluation and integration reports",
-            "decided_at": "2026-11-24T09:30:00+00:00",
-            **decision,
-        }
-        resource["status"] = {"decision": decision_status(Decision(**fields))}
+    if decisions:
+        resource["status"] = status_of(request, list(decisions))
     return resource
+
+
+def _decided(resource: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    """`resource` with one more decision, as the backend appends it."""
+    new = copy.deepcopy(resource)
+    new["status"] = status_of(request_of(resource), [*decisions_of(resource), decision])
+    return new
+
+
+def _yes(approver: str, when: str = "2026-11-24T09:30:00+00:00") -> Decision:
+    return Decision(APPROVED, approver, "reviewed the evaluation and integration reports", when)
+
+
+def _no(approver: str, reason: str = "equalized odds for age band too wide") -> Decision:
+    return Decision(REJECTED, approver, reason, "2026-11-24T10:00:00+00:00")
+
+
+def _write(
+    rules: ClusterRules,
+    new: dict[str, Any],
+    old: dict[str, Any] | None,
+    user: str,
+    groups: tuple[str, ...] = HUMANS,
+    labels: dict[str, str] | None = None,
+) -> Refusal | None:
+    """What the API server answers a write (CREATE when `old` is None, else a status patch)."""
+    return rules.review(
+        operation="CREATE" if old is None else "UPDATE",
+        new=new,
+        old=old,
+        username=user,
+        groups=groups,
+        namespace_labels=labels,
+        subresource="" if old is None else "status",
+    )
+
+
+def _refused(refusal: Refusal | None, code: int, text: str) -> None:
+    assert refusal is not None, f"admitted; expected {code} {text!r}"
+    assert refusal.code == code and text in refusal.message, refusal
 
 
 # ----------------------------------------------------------------------------- the manifests
@@ -124,16 +180,27 @@ def test_validation_catches_a_broken_crd(rendered: str) -> None:
     assert result.returncode != 0
 
 
-def test_everything_is_cluster_scoped_and_unnamespaced(docs: list[dict[str, Any]]) -> None:
+def test_only_the_policy_params_are_namespaced(docs: list[dict[str, Any]]) -> None:
     assert {d["kind"] for d in docs} == {
+        "Namespace",
         "CustomResourceDefinition",
         "ValidatingAdmissionPolicy",
         "ValidatingAdmissionPolicyBinding",
+        "ConfigMap",
         "ClusterRole",
     }
     for doc in docs:
+        if doc["kind"] == "ConfigMap":
+            assert (doc["metadata"]["namespace"], doc["metadata"]["name"]) == PARAMS
+            continue
         assert doc["kind"] in CLUSTER_SCOPED_KINDS
         assert "namespace" not in doc["metadata"], doc["metadata"]["name"]
+
+
+def test_the_system_namespace_is_the_one_base_creates(docs: list[dict[str, Any]]) -> None:
+    """Applying manifests/cluster before or after the system overlays leaves one Namespace."""
+    base = [d for d in yaml.safe_load_all(_render("manifests/base")) if d["kind"] == "Namespace"]
+    assert [_kind(docs, "Namespace")] == base
 
 
 def test_crd_names_match_backend_and_rbac(docs: list[dict[str, Any]]) -> None:
@@ -159,47 +226,66 @@ def test_crd_names_match_backend_and_rbac(docs: list[dict[str, Any]]) -> None:
     assert not _verbs(view, f"{PLURAL}/status")
 
 
-def _json_path(document: dict[str, Any], path: str) -> Any:
-    value: Any = document
-    for key in path.strip(".").split("."):
-        value = value[key]
-    return value
-
-
-def test_printer_columns_resolve_on_a_decided_approval(crd_version: dict[str, Any]) -> None:
-    decided = _approval(decision="approved")
-    shown = {
-        column["name"]: _json_path(decided, column["jsonPath"])
-        for column in crd_version["additionalPrinterColumns"]
-    }
-    assert shown["Model"] == "credit-scoring"
-    assert shown["Decision"] == "approved" and shown["Approver"] == APPROVER
-    assert shown["Expiry"] == "2026-11-30T12:00:00+00:00"
+def test_printer_columns_resolve_with_kubectl_jsonpath(
+    crd_version: dict[str, Any], tmp_path: Any
+) -> None:
+    """Each column's JSONPath evaluated by kubectl (client-go's JSONPath, as the server's
+    table printer uses) on an approval with two of its two approvals."""
+    decided = _approval(_yes("alice@example.com"), _yes("bob@example.com"))
+    path = tmp_path / "approval.yaml"
+    path.write_text(json.dumps(decided))
+    columns = crd_version["additionalPrinterColumns"]
+    template = "\t".join(f"{{{column['jsonPath']}}}" for column in columns)
+    shown = subprocess.run(
+        [
+            _tool("kubectl"),
+            "annotate",
+            "--local",
+            "-f",
+            str(path),
+            "x=y",
+            "-o",
+            f"jsonpath={template}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split("\t")
+    cells = dict(zip([column["name"] for column in columns], shown, strict=True))
+    assert (cells["Model"], cells["Phase"], cells["Approvals"], cells["Required"]) == (
+        "credit-scoring",
+        "Approved",
+        "2",
+        "2",
+    )
+    assert cells["Last-Decision-By"] == "bob@example.com"
+    assert cells["Approver-Group"] == APPROVER_GROUP and cells["Expiry"] == EXPIRY
 
 
 # ----------------------------------------------------------------------------- schema
-
-
-def _json_schema(node: Any) -> Any:
-    """The openAPIV3Schema as JSON Schema: drop the x-kubernetes-* extensions."""
-    if isinstance(node, dict):
-        return {k: _json_schema(v) for k, v in node.items() if not k.startswith("x-kubernetes-")}
-    if isinstance(node, list):
-        return [_json_schema(v) for v in node]
-    return node
 
 
 @pytest.fixture(scope="module")
 def validator(crd_version: dict[str, Any]) -> jsonschema.Draft4Validator:
     checker = jsonschema.FormatChecker()
     assert "date-time" in checker.checkers, "date-time is not checked without rfc3339-validator"
-    schema = _json_schema(crd_version["schema"]["openAPIV3Schema"])
+    schema = json_schema(crd_version["schema"]["openAPIV3Schema"])
     return jsonschema.Draft4Validator(schema, format_checker=checker)
+
+
+def _at(document: dict[str, Any], path: str) -> tuple[Any, str | int]:
+    """The parent container of a dotted path (numbers index lists) and the last key."""
+    *parents, leaf = [int(p) if p.isdigit() else p for p in path.split(".")]
+    node: Any = document
+    for key in parents:
+        node = node[key]
+    return node, leaf
 
 
 def test_backend_objects_match_the_schema(validator: jsonschema.Draft4Validator) -> None:
     validator.validate(_approval())
-    validator.validate(_approval(decision="rejected", reason="bias in age band"))
+    validator.validate(_approval(_yes("alice@example.com"), _no("bob@example.com")))
 
 
 @pytest.mark.parametrize(
@@ -209,219 +295,354 @@ def test_backend_objects_match_the_schema(validator: jsonschema.Draft4Validator)
         ("spec.evaluationReport.sha256", "B" * 64, "does not match"),
         ("spec.expiry", "next tuesday", "is not a 'date-time'"),
         ("spec.pipelineRunId", "", "should be non-empty"),
-        ("status.decision.verdict", "maybe", "is not one of"),
-        ("status.decision.approver", "", "should be non-empty"),
-        ("status.decision.kind", "robot", "is not one of"),
+        ("spec.approverGroup", "", "should be non-empty"),
+        ("spec.requiredApprovals", 0, "less than the minimum of 1"),
+        ("spec.requiredApprovals", 11, "greater than the maximum of 10"),
+        ("spec.requiredApprovals", "2", "is not of type 'integer'"),
+        ("status.decisions.0.verdict", "maybe", "is not one of"),
+        ("status.decisions.0.approver", "", "should be non-empty"),
+        ("status.decisions.0.kind", "robot", "is not one of"),
+        ("status.phase", "Done", "is not one of"),
     ],
 )
 def test_schema_refuses(
-    validator: jsonschema.Draft4Validator, path: str, value: str, error: str
+    validator: jsonschema.Draft4Validator, path: str, value: Any, error: str
 ) -> None:
-    approval = _approval(decision="approved")
-    *parents, leaf = path.split(".")
-    _json_path(approval, ".".join(parents))[leaf] = value
+    approval = _approval(_yes("alice@example.com"))
+    parent, leaf = _at(approval, path)
+    parent[leaf] = value
     with pytest.raises(jsonschema.ValidationError, match=error):
         validator.validate(approval)
 
 
-@pytest.mark.parametrize("missing", ["spec.expiry", "spec.requestedBy", "status.decision.time"])
+@pytest.mark.parametrize(
+    "missing",
+    [
+        "spec.expiry",
+        "spec.requestedBy",
+        "spec.approverGroup",
+        "spec.requiredApprovals",
+        "status.decisions.0.time",
+    ],
+)
 def test_schema_requires(validator: jsonschema.Draft4Validator, missing: str) -> None:
-    approval = _approval(decision="approved")
-    *parents, leaf = missing.split(".")
-    del _json_path(approval, ".".join(parents))[leaf]
+    approval = _approval(_yes("alice@example.com"))
+    parent, leaf = _at(approval, missing)
+    del parent[leaf]
     with pytest.raises(jsonschema.ValidationError, match="is a required property"):
         validator.validate(approval)
 
 
-# ----------------------------------------------------------------------------- CEL
+def test_one_decision_per_approver_in_the_list_map(
+    crd_version: dict[str, Any], rules: ClusterRules
+) -> None:
+    decisions = crd_version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"][
+        "decisions"
+    ]
+    assert decisions["x-kubernetes-list-type"] == "map"
+    assert decisions["x-kubernetes-list-map-keys"] == ["approver"]
+    twice = _approval(_yes("bob@example.com"))
+    twice["status"]["decisions"].append(dict(twice["status"]["decisions"][0]))
+    assert any("Duplicate value" in e for e in rules.schema_errors(twice))
+    assert rules.schema_errors(_approval(_yes("bob@example.com"))) == []
 
 
-def _env(*variables: str) -> cel.Env:
-    return cel.NewEnv(
-        variables=dict.fromkeys(variables, cel.Type.DYN),
-        extensions=[ExtStrings(), ExtOptional()],
-    )
+# ----------------------------------------------------------------------------- CRD rules
 
 
-def _eval(env: cel.Env, expression: str, data: dict[str, Any]) -> Any:
-    result = env.compile(expression).eval(data=data)
-    assert result.type() != cel.Type.ERROR, f"{expression!r} failed: {result.value()}"
-    return result.value()
+def test_crd_admits_creation_and_valid_decisions(rules: ClusterRules) -> None:
+    created = _approval()
+    assert rules.crd_violations(created, None) == []
+    one = _decided(created, _yes("alice@example.com"))
+    assert one["status"]["phase"] == "Pending"
+    assert rules.crd_violations(one, created) == []
+    two = _decided(one, _yes("bob@example.com"))
+    assert (two["status"]["phase"], two["status"]["approvals"]) == ("Approved", 2)
+    assert rules.crd_violations(two, one) == []
+    rejected = _decided(one, _no("bob@example.com"))
+    assert rules.crd_violations(rejected, one) == []
+    # Re-applying the same decisions (e.g. a label change) changes nothing.
+    relabelled = copy.deepcopy(two)
+    relabelled["metadata"]["labels"]["reviewed"] = "true"
+    assert rules.crd_violations(relabelled, two) == []
 
 
-def _rules(
-    schema: dict[str, Any], path: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], dict[str, Any]]]:
-    for rule in schema.get("x-kubernetes-validations", []):
-        yield path, rule
-    for name, child in schema.get("properties", {}).items():
-        yield from _rules(child, (*path, name))
+def test_crd_refuses_a_system_approver_group(rules: ClusterRules) -> None:
+    message = "approverGroup may not be a Kubernetes system group"
+    for group in ("system:authenticated", "system:serviceaccounts"):
+        assert any(message in m for m in rules.crd_violations(_approval(group=group), None))
+    assert rules.crd_violations(_approval(group="system-admins"), None) == []
 
 
-def _node(document: dict[str, Any] | None, path: tuple[str, ...]) -> Any:
-    try:
-        return (
-            None if document is None else _json_path(document, ".".join(path)) if path else document
-        )
-    except KeyError:
-        return None
-
-
-def _crd_violations(
-    crd_version: dict[str, Any], new: dict[str, Any], old: dict[str, Any] | None
-) -> list[str]:
-    """Messages of the CRD rules `new` breaks, evaluated as the API server does: each rule on
-    its node's value (`self`); transition rules (`oldSelf`) only on update, where both exist."""
-    env = _env("self", "oldSelf")
-    messages = []
-    for path, rule in _rules(crd_version["schema"]["openAPIV3Schema"]):
-        value, old_value = _node(new, path), _node(old, path)
-        if value is None:
-            continue
-        if "oldSelf" in rule["rule"] and old_value is None:
-            continue
-        if _eval(env, rule["rule"], {"self": value, "oldSelf": old_value}) is not True:
-            messages.append(rule["message"])
-    return messages
-
-
-def test_crd_admits_creation_and_a_valid_decision(crd_version: dict[str, Any]) -> None:
-    assert _crd_violations(crd_version, _approval(), None) == []
-    decided = _approval(decision="approved", reason="")
-    assert _crd_violations(crd_version, decided, _approval()) == []
-    rejected = _approval(decision="rejected", reason="equalized odds too wide")
-    assert _crd_violations(crd_version, rejected, _approval()) == []
-    # Re-applying the same decision (e.g. a label change) is not a change of decision.
-    assert _crd_violations(crd_version, decided, copy.deepcopy(decided)) == []
+def _crd_case(change: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(old, new) for each kind of write the CRD must refuse."""
+    alice, bob, dave = _yes("alice@example.com"), _yes("bob@example.com"), _yes("dave@example.com")
+    one = _approval(alice)
+    if change == "flip":
+        new = _approval(_no("alice@example.com"))
+    elif change == "edit-reason":
+        edited = Decision(APPROVED, "alice@example.com", "something else", alice.decided_at)
+        new = _approval(edited)
+    elif change == "remove":
+        new = _approval(bob)
+    elif change == "withdraw":
+        new = _approval()
+    elif change == "two-at-once":
+        new = _approval(alice, bob, dave, required=3)
+        return _approval(alice, required=3), new
+    elif change == "after-rejection":
+        old = _approval(alice, _no("bob@example.com"), required=3)
+        return old, _decided(old, dave)
+    elif change == "after-settlement":
+        old = _approval(alice, bob)
+        return old, _decided(old, dave)
+    elif change == "blank-rejection":
+        new = _decided(one, _no("bob@example.com", reason="x"))
+        new["status"]["decisions"][1]["reason"] = "   "  # the CLI refuses this; kubectl does not
+    elif change == "late":
+        new = _decided(one, _yes("bob@example.com", when="2026-12-01T00:00:00+00:00"))
+    elif change == "lying-phase":
+        new = _approval(alice)  # one of two approvals claiming to be approved
+        new["status"]["phase"] = "Approved"
+        return _approval(), new
+    elif change == "lying-count":
+        new = _approval(alice)
+        new["status"]["approvals"] = 2
+        return _approval(), new
+    else:  # spec
+        new = copy.deepcopy(one)
+        new["spec"]["evaluationReport"]["sha256"] = "d" * 64
+    return one, new
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("flip", "a decision is final once recorded"),
-        ("new-approver", "a decision is final once recorded"),
-        ("withdraw", "a recorded decision cannot be withdrawn"),
+        ("flip", "decisions are append-only"),
+        ("edit-reason", "decisions are append-only"),
+        ("remove", "decisions are append-only"),
+        ("withdraw", "decisions are append-only"),
+        ("two-at-once", "one decision at a time"),
+        ("after-rejection", "the approval is settled"),
+        ("after-settlement", "the approval is settled"),
         ("blank-rejection", "a rejection must give a reason"),
         ("late", "the approval had expired before this decision"),
+        ("lying-phase", "status.phase and status.approvals must summarise status.decisions"),
+        ("lying-count", "status.phase and status.approvals must summarise status.decisions"),
         ("spec", "spec is immutable: the evidence under review cannot change"),
     ],
 )
-def test_crd_refuses(crd_version: dict[str, Any], change: str, message: str) -> None:
-    old = _approval()
-    if change == "flip":
-        old, new = _approval(decision="approved"), _approval(decision="rejected", reason="no")
-    elif change == "new-approver":
-        old, new = _approval(decision="approved"), _approval(approver="mallory@example.com")
-    elif change == "withdraw":
-        old, new = _approval(decision="approved"), _approval()
-    elif change == "blank-rejection":
-        new = _approval(decision="rejected", reason="x")
-        new["status"]["decision"]["reason"] = "   "  # the CLI refuses this; kubectl does not
-    elif change == "late":
-        new = _approval(decided_at="2026-12-01T00:00:00+00:00")
-    else:
-        new = _approval()
-        new["spec"]["evaluationReport"]["sha256"] = "d" * 64
-    assert message in _crd_violations(crd_version, new, old)
+def test_crd_refuses(rules: ClusterRules, change: str, message: str) -> None:
+    old, new = _crd_case(change)
+    violations = rules.crd_violations(new, old)
+    assert any(message in v for v in violations), violations
 
 
-def _admission(
-    new: dict[str, Any],
-    old: dict[str, Any] | None,
-    username: str = APPROVER,
-    groups: tuple[str, ...] = (APPROVER_GROUP, "system:authenticated"),
-) -> dict[str, Any]:
-    """The variables a ValidatingAdmissionPolicy sees for a status PATCH of a ModelApproval."""
-    return {
-        "object": new,
-        "oldObject": old,
-        "request": {
-            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-            "kind": {"group": GROUP, "version": "v1", "kind": KIND},
-            "resource": {"group": GROUP, "version": "v1", "resource": PLURAL},
-            "subResource": "status",
-            "requestKind": {"group": GROUP, "version": "v1", "kind": KIND},
-            "name": new["metadata"]["name"],
-            "namespace": new["metadata"]["namespace"],
-            "operation": "UPDATE" if old is not None else "CREATE",
-            "userInfo": {"username": username, "uid": "1001", "groups": list(groups)},
-            "dryRun": False,
-        },
-        "params": None,
+# ----------------------------------------------------------------------------- admission
+
+
+def test_policy_scope(docs: list[dict[str, Any]]) -> None:
+    policies = _kinds(docs, "ValidatingAdmissionPolicy")
+    bindings = {
+        b["spec"]["policyName"]: b
+        for b in _kinds(docs, "ValidatingAdmissionPolicyBinding").values()
     }
+    assert (
+        set(policies)
+        == set(bindings)
+        == {
+            "aiact-modelapproval-decisions",
+            "aiact-modelapproval-requests",
+        }
+    )
+    for name, policy in policies.items():
+        (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
+        assert rule["apiGroups"] == [GROUP]
+        assert policy["spec"]["failurePolicy"] == "Fail"
+        assert bindings[name]["spec"]["validationActions"] == ["Deny"]
+    decisions = policies["aiact-modelapproval-decisions"]["spec"]["matchConstraints"]
+    assert set(decisions["resourceRules"][0]["resources"]) == {PLURAL, f"{PLURAL}/status"}
+    requests = policies["aiact-modelapproval-requests"]["spec"]
+    assert requests["matchConstraints"]["resourceRules"][0]["operations"] == ["CREATE"]
+    assert requests["paramKind"] == {"apiVersion": "v1", "kind": "ConfigMap"}
+    param_ref = bindings["aiact-modelapproval-requests"]["spec"]["paramRef"]
+    assert (param_ref["namespace"], param_ref["name"]) == PARAMS
+    assert param_ref["parameterNotFoundAction"] == "Deny"
+    config = _kind(docs, "ConfigMap")["data"]
+    assert config == {"minRequiredApprovals": "1", "minRequiredApprovalsProduction": "2"}
 
 
-def _policy_verdict(policy: dict[str, Any], admission: dict[str, Any]) -> list[str] | None:
-    """None when the policy does not match; else the messages of the failed validations."""
-    env = _env("object", "oldObject", "request", "params")
-    spec = policy["spec"]
-    if not all(_eval(env, c["expression"], admission) for c in spec["matchConditions"]):
-        return None
-    return [
-        str(_eval(env, v["messageExpression"], admission))
-        for v in spec["validations"]
-        if _eval(env, v["expression"], admission) is not True
-    ]
-
-
-def test_policy_scope(policy: dict[str, Any], docs: list[dict[str, Any]]) -> None:
-    (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rule["apiGroups"] == [GROUP]
-    assert set(rule["resources"]) == {PLURAL, f"{PLURAL}/status"}
-    assert policy["spec"]["failurePolicy"] == "Fail"
-    binding = _kind(docs, "ValidatingAdmissionPolicyBinding")
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
-    assert binding["spec"]["validationActions"] == ["Deny"]
-
-
-def test_policy_admits_a_valid_decision(policy: dict[str, Any]) -> None:
-    admission = _admission(_approval(decision="approved"), _approval())
-    assert _policy_verdict(policy, admission) == []
-
-
-def test_policy_ignores_requests_that_set_no_decision(policy: dict[str, Any]) -> None:
-    # The pipeline's service account creating the request.
-    create = _admission(_approval(), None, username="system:serviceaccount:team:runner")
-    assert _policy_verdict(policy, create) is None
-    # Relabelling an already decided approval (the decision itself unchanged).
-    decided = _approval(decision="approved")
-    relabelled = copy.deepcopy(decided)
-    relabelled["metadata"]["labels"]["reviewed"] = "true"
-    assert _policy_verdict(policy, _admission(relabelled, decided, username="bob")) is None
+def test_a_spoofed_requester_cannot_approve_alone(rules: ClusterRules) -> None:
+    """The pipeline's service account creates the request claiming `requestedBy: alice`.
+    Alice is refused as the requester; bob's second approval is refused and would not count;
+    bob and carol together settle it."""
+    created = _approval(requested_by="alice@example.com")
+    assert _write(rules, created, None, PIPELINE, (SA_GROUP,)) is None
+    by_alice = _decided(created, _yes("alice@example.com"))
+    _refused(_write(rules, by_alice, created, "alice@example.com"), 403, "four-eyes: alice")
+    by_bob = _decided(created, _yes("bob@example.com"))
+    assert _write(rules, by_bob, created, "bob@example.com") is None
+    again = copy.deepcopy(by_bob)
+    again["status"]["decisions"].append(dict(again["status"]["decisions"][0]))
+    _refused(_write(rules, again, by_bob, "bob@example.com"), 422, "Duplicate value")
+    request = request_of(created)
+    assert tally(request, [*decisions_of(by_bob), _yes("bob@example.com")]).status == "pending"
+    by_carol = _decided(by_bob, _yes("carol@example.com"))
+    assert _write(rules, by_carol, by_bob, "carol@example.com") is None
+    outcome = tally(request, decisions_of(by_carol))
+    assert (outcome.status, outcome.approvers) == (
+        APPROVED,
+        ("bob@example.com", "carol@example.com"),
+    )
+    assert by_carol["status"]["phase"] == "Approved"
+    late = _decided(by_carol, _yes("dave@example.com"))
+    _refused(_write(rules, late, by_carol, "dave@example.com"), 422, "the approval is settled")
 
 
 @pytest.mark.parametrize(
-    ("username", "groups", "approver", "message"),
+    ("user", "groups", "approver", "message"),
     [
         (
             "bob@example.com",
-            (APPROVER_GROUP,),
-            APPROVER,
-            f"the recorded approver {APPROVER} is not the requesting user bob@example.com",
+            HUMANS,
+            "alice@example.com",
+            "the recorded approver alice@example.com is not the requesting user bob@example.com",
         ),
+        (PIPELINE, HUMANS, PIPELINE, "cannot come from a service account"),
+        (PIPELINE, HUMANS, "alice@example.com", "cannot come from a service account"),
+        ("system:kube-controller-manager", HUMANS, "system:kube-controller-manager", "system user"),
+        ("system:admin", HUMANS, "system:admin", "cannot come from the system user system:admin"),
+        ("carol@example.com", HUMANS, "carol@example.com", "four-eyes: carol@example.com"),
         (
-            "system:serviceaccount:team-credit:aiact-pipeline-runner",
-            (APPROVER_GROUP,),
-            "system:serviceaccount:team-credit:aiact-pipeline-runner",
-            "cannot come from a service account",
-        ),
-        (
-            REQUESTER,
-            (APPROVER_GROUP,),
-            REQUESTER,
-            f"four-eyes: {REQUESTER} requested this approval and cannot decide it",
-        ),
-        (
-            APPROVER,
-            ("data-scientists",),
-            APPROVER,
-            f"{APPROVER} is not in the approver group {APPROVER_GROUP}",
+            "alice@example.com",
+            ("data-scientists", "system:authenticated"),
+            "alice@example.com",
+            f"alice@example.com is not in the approver group {APPROVER_GROUP}",
         ),
     ],
 )
-def test_policy_refuses(
-    policy: dict[str, Any], username: str, groups: tuple[str, ...], approver: str, message: str
+def test_policy_refuses_who_may_not_decide(
+    rules: ClusterRules, user: str, groups: tuple[str, ...], approver: str, message: str
 ) -> None:
-    admission = _admission(_approval(approver=approver), _approval(), username, groups)
-    verdict = _policy_verdict(policy, admission)
-    assert verdict is not None and any(message in m for m in verdict), verdict
+    created = _approval()
+    _refused(_write(rules, _decided(created, _yes(approver)), created, user, groups), 403, message)
+
+
+@pytest.mark.parametrize("group", ["", "system:authenticated"])
+def test_policy_refuses_a_group_that_admits_anyone(rules: ClusterRules, group: str) -> None:
+    """Checked by the admission policy itself (not only the CRD): an empty or system
+    approverGroup lets no decision through, even for a member of system:authenticated."""
+    created = _approval(group=group)
+    decided = _decided(created, _yes("alice@example.com"))
+    attributes = rules.attributes(
+        operation="UPDATE",
+        new=decided,
+        old=created,
+        username="alice@example.com",
+        groups=["system:authenticated"],
+        subresource="status",
+    )
+    verdict = rules.policy_verdict("aiact-modelapproval-decisions", attributes)
+    assert verdict is not None and any("would admit anyone" in m for m in verdict), verdict
+    create = rules.attributes(
+        operation="CREATE",
+        new=created,
+        old=None,
+        username=PIPELINE,
+        groups=["system:serviceaccounts"],
+    )
+    verdict = rules.policy_verdict("aiact-modelapproval-requests", create)
+    assert verdict is not None and any("would admit anyone" in m for m in verdict), verdict
+
+
+def test_policy_refuses_a_changed_or_extra_decision(rules: ClusterRules) -> None:
+    """The admission policy's own check (the CRD has its own): one new entry, nothing changed."""
+    one = _approval(_yes("alice@example.com"), required=3)
+    changed = _approval(_no("alice@example.com"), _yes("bob@example.com"), required=3)
+    attributes = rules.attributes(
+        operation="UPDATE",
+        new=changed,
+        old=one,
+        username="bob@example.com",
+        groups=list(HUMANS),
+        subresource="status",
+    )
+    verdict = rules.policy_verdict("aiact-modelapproval-decisions", attributes)
+    assert verdict is not None and any("exactly one decision" in m for m in verdict), verdict
+
+
+def test_policy_ignores_writes_that_add_no_decision(rules: ClusterRules) -> None:
+    created = _approval()
+    create = rules.attributes(
+        operation="CREATE",
+        new=created,
+        old=None,
+        username=PIPELINE,
+        groups=["system:serviceaccounts"],
+    )
+    assert rules.policy_verdict("aiact-modelapproval-decisions", create) is None
+    assert rules.policy_verdict("aiact-modelapproval-requests", create) == []
+    decided = _approval(_yes("alice@example.com"))
+    relabelled = copy.deepcopy(decided)
+    relabelled["metadata"]["labels"]["reviewed"] = "true"
+    update = rules.attributes(
+        operation="UPDATE", new=relabelled, old=decided, username="bob", groups=["x"]
+    )
+    assert rules.policy_verdict("aiact-modelapproval-decisions", update) is None
+    assert rules.policy_verdict("aiact-modelapproval-requests", update) is None
+
+
+def test_creation_below_the_cluster_minimum_is_refused(rules: ClusterRules) -> None:
+    """The submitter chooses requiredApprovals; the cluster's ConfigMap sets its floor."""
+    development = _approval(required=1, environment="development")
+    assert _write(rules, development, None, PIPELINE) is None
+    rules.params[PARAMS]["data"]["minRequiredApprovals"] = "2"
+    _refused(
+        _write(rules, development, None, PIPELINE),
+        403,
+        "requiredApprovals 1 is below the cluster minimum of 2",
+    )
+    assert _write(rules, _approval(required=2, environment="development"), None, PIPELINE) is None
+
+
+def test_production_needs_the_production_minimum(rules: ClusterRules) -> None:
+    """A namespace an admin labelled production (or a request saying so) needs
+    minRequiredApprovalsProduction, and never fewer than 2 whatever the ConfigMap says; the
+    request's environment must agree with the namespace's label."""
+    production = {"aiact.eu/environment": "production"}
+    claims_development = _approval(required=1, environment="development")
+    refusal = _write(rules, claims_development, None, PIPELINE, labels=production)
+    _refused(refusal, 403, "below the cluster minimum of 2 for production")
+    _refused(refusal, 403, "spec.environment development disagrees with the aiact.eu/environment")
+    _refused(
+        _write(rules, _approval(required=1), None, PIPELINE),
+        403,
+        "below the cluster minimum of 2 for production",
+    )
+    assert _write(rules, _approval(required=2), None, PIPELINE, labels=production) is None
+    rules.params[PARAMS]["data"]["minRequiredApprovalsProduction"] = "1"
+    _refused(_write(rules, _approval(required=1), None, PIPELINE), 403, "minimum of 2")
+    rules.params[PARAMS]["data"]["minRequiredApprovalsProduction"] = "3"
+    _refused(
+        _write(rules, _approval(required=2), None, PIPELINE, labels=production), 403, "minimum of 3"
+    )
+    staging = {"aiact.eu/environment": "staging"}
+    _refused(
+        _write(rules, _approval(required=3), None, PIPELINE, labels=staging),
+        403,
+        "spec.environment production disagrees",
+    )
+
+
+@pytest.mark.parametrize("broken", ["missing", "not-a-number", "zero"])
+def test_creation_is_refused_without_a_usable_policy_config(
+    rules: ClusterRules, broken: str
+) -> None:
+    if broken == "missing":
+        del rules.params[PARAMS]
+        expected = "failed to find param aiact-system/aiact-approval-policy"
+    else:
+        value = "two" if broken == "not-a-number" else "0"
+        rules.params[PARAMS]["data"]["minRequiredApprovals"] = value
+        expected = "must set minRequiredApprovals and minRequiredApprovalsProduction"
+    _refused(_write(rules, _approval(required=5), None, PIPELINE), 403, expected)
