@@ -200,9 +200,18 @@ def _infer_schema(args: argparse.Namespace) -> int:
 
 
 def _verify_ledger(args: argparse.Namespace) -> int:
-    from aiact.ledger import ledger_from_uri
+    from aiact.custody import verify_ledger
+    from aiact.ledger import LedgerError
 
-    print(f"ledger intact: {ledger_from_uri(args.ledger).verify()} entries")
+    try:
+        head = verify_ledger(LineageStore.connect(args.metadata_uri), args.ledger)
+    except LedgerError as exc:
+        print(f"aiact: ledger broken: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    print(
+        f"ledger intact and complete: {head.sequence} entries, head sha256:{head.entry_sha256}, "
+        "every entry matches a deployment in the metadata store and vice versa"
+    )
     return 0
 
 
@@ -300,8 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     schema.add_argument("--use-case", default="credit")
     schema.set_defaults(handler=_infer_schema)
 
-    ledger = commands.add_parser("verify-ledger", help="check the deployment ledger's chain")
-    ledger.add_argument("--ledger", required=True, help="file:///path/deployments.jsonl")
+    ledger = commands.add_parser(
+        "verify-ledger",
+        help="check the deployment ledger's chain and cross-check it with the metadata store",
+    )
+    ledger.add_argument(
+        "--ledger",
+        default=f"file://{(DEFAULT_WORKDIR / 'ledger').resolve()}",
+        help="file:///dir or s3://bucket/prefix (default: run-local's ledger)",
+    )
+    ledger.add_argument("--metadata-uri", default=metadata_default)
     ledger.set_defaults(handler=_verify_ledger)
     return parser
 

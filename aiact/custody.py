@@ -461,6 +461,44 @@ class Verifier:
             custody.checks.append("every artefact re-hashed from storage equals its record")
         return custody
 
+    def _check_ledger(self, custody: Custody, link: Link, entry: Mapping[str, Any]) -> None:
+        """The deployment's ledger entry is really in the (write-once) ledger, unchanged, and
+        records the custody of the chain as it stands now."""
+        from aiact.ledger import LedgerError, ledger_from_uri
+
+        props = properties_of(link.outputs["deployment"])
+        location = str(props.get("ledger_uri", ""))
+        sequence = int(props.get("ledger_sequence", 0) or 0)
+        try:
+            entries = ledger_from_uri(location).entries()
+        except LedgerError as exc:
+            raise CustodyError(f"deployment ledger {location or '(none)'}: {exc}") from exc
+        stored = next((e for e in entries if e.get("sequence") == sequence), None)
+        if stored is None:
+            raise CustodyError(
+                f"deployment of model {short(custody.model_sha256)} records ledger entry "
+                f"{sequence} of {location}, which the ledger does not hold"
+            )
+        if stored != entry or stored.get("entry_sha256") != props.get("ledger_entry_sha256"):
+            raise CustodyError(
+                f"ledger entry {sequence} of {location} differs from the deployment recorded in "
+                "the metadata store"
+            )
+        approved = Custody(
+            run_id=custody.run_id,
+            model_sha256=custody.model_sha256,
+            through="approval",
+            links={k: v for k, v in custody.links.items() if k != "deployment"},
+            policy_sha256=custody.policy_sha256,
+        )
+        if stored.get("custody_sha256") != approved.sha256():
+            raise CustodyError(
+                f"ledger entry {sequence} recorded chain of custody "
+                f"{short(str(stored.get('custody_sha256', '')))}, but the metadata store now "
+                f"shows {short(approved.sha256())}: the store was altered after deployment"
+            )
+        custody.checks.append(f"ledger entry {sequence} of {location} matches the deployment")
+
     def _check_order(self, custody: Custody) -> None:
         previous: Link | None = None
         for link in custody.links.values():
@@ -598,10 +636,12 @@ class Verifier:
                 "reviewed integration report",
             )
             expect("approval", request.get("pipeline_run_id"), run_id, subject, "belongs to run")
-            if document.get("outcome") != "approved":
+            status = (document.get("outcome") or {}).get("status", "")
+            if status != "approved" or link.outputs["approval"].custom_properties[
+                "outcome"
+            ].string_value not in ("", "approved"):
                 raise CustodyError(
-                    f"approval {short(subject)} is {document.get('outcome') or 'undecided'}, "
-                    "not approved"
+                    f"approval {short(subject)} is {status or 'undecided'}, not approved"
                 )
         if "deployment" in custody.links:
             link = custody.links["deployment"]
@@ -616,9 +656,35 @@ class Verifier:
                 "cites approval",
             )
             expect("deployment", entry.get("pipeline_run_id"), run_id, subject, "belongs to run")
+            self._check_ledger(custody, link, entry)
         custody.checks.append(
             "every gate passed and every artefact names the model, data and reports it was about"
         )
+
+
+def verify_ledger(store: LineageStore, ledger_uri: str) -> Any:
+    """Cross-check a deployment ledger with the store both ways: every deployment the store
+    recorded against it has its entry (same hash, key, model), every entry has its deployment,
+    and no entry up to the highest recorded head is missing or rewritten. Returns the head."""
+    from aiact.ledger import RecordedDeployment, cross_check, ledger_from_uri
+
+    ledger = ledger_from_uri(ledger_uri)
+    recorded = []
+    for artifact in store.store.get_artifacts_by_type(lineage.DEPLOYMENT):
+        props = properties_of(artifact)
+        if props.get("ledger_uri") != ledger.location:
+            continue
+        recorded.append(
+            RecordedDeployment(
+                sequence=int(props.get("ledger_sequence", 0) or 0),
+                entry_sha256=str(props.get("ledger_entry_sha256", "")),
+                deployment_key=str(props.get("deployment_key", "")),
+                model_sha256=str(props.get("model_sha256", "")),
+                head_sequence=int(props.get("ledger_head_sequence", 0) or 0),
+                head_sha256=str(props.get("ledger_head_sha256", "")),
+            )
+        )
+    return cross_check(ledger, recorded)
 
 
 def find_models(store: LineageStore, name_or_digest: str) -> list[mlmd_pb.Artifact]:

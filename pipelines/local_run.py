@@ -45,7 +45,7 @@ class LocalRunConfig:
     @property
     def ledger_uri(self) -> str:
         """The local deployment ledger."""
-        return f"file://{(self.workdir / 'ledger' / 'deployments.jsonl').resolve()}"
+        return f"file://{(self.workdir / 'ledger').resolve()}"
 
 
 @dataclass(frozen=True)

@@ -195,3 +195,50 @@ def test_run_pauses_until_a_human_decides(tmp_path: Path, verdict: str) -> None:
         assert "rejected by alice: reviewed evaluation and tests" in str(
             execution.properties["error"]
         )
+
+
+def test_two_concurrent_runs_on_one_store_keep_their_identities(tmp_path: Path) -> None:
+    """Two `aiact run-local` processes at once on one workdir (one MLMD SQLite file, one
+    ledger, one approvals folder): each reports and bundles its own run."""
+    import re
+    import subprocess
+    import sys
+
+    def start(*extra: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "aiact"),
+                "run-local",
+                "--workdir",
+                str(tmp_path),
+                "--demo-approver",
+                "dana",
+                "--rows",
+                "3000",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+    clean, biased = start(), start("--label-bias", "0.7")
+    outputs = [process.communicate(timeout=600)[0] for process in (clean, biased)]
+    assert (clean.returncode, biased.returncode) == (0, 1), outputs
+    found = [re.search(r"run id:\s+(\S+)", text) for text in outputs]
+    run_ids = [match.group(1) for match in found if match]
+    assert len(run_ids) == 2, outputs
+    assert run_ids[0] != run_ids[1]
+    config = LocalRunConfig(workdir=tmp_path)
+    assert _stages(config, run_ids[0])["deployment"] == "COMPLETE"
+    assert _stages(config, run_ids[1])["evaluation"] == "FAILED"
+    assert "deployment" not in _stages(config, run_ids[1])
+    import json
+
+    for run_id, text in zip(run_ids, outputs, strict=True):
+        manifest = json.loads((tmp_path / "evidence" / run_id / "manifest.json").read_text())
+        assert manifest["run_id"] == run_id and f"evidence/{run_id}/" in text
+    halted = json.loads((tmp_path / "evidence" / run_ids[1] / "manifest.json").read_text())
+    assert "FAILED" in {e["state"] for e in halted["executions"]}
+    assert halted["custody"]["verified"] is False
+    assert "HALTED" in outputs[1] and "SUCCEEDED" in outputs[0]
