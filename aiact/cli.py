@@ -86,7 +86,7 @@ def _verify_model(args: argparse.Namespace) -> int:
     if len(models) > 1 and not args.all:
         models = models[:1]
     for model in models:
-        through = args.through or default_through(model)
+        through = args.through or default_through(store, model)
         custody = verify_model(store, model.name, run_id=args.run or None, through=through)
         print("\n".join(render(custody)))
     print(f"VERIFIED: {len(models)} model(s)")

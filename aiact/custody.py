@@ -60,6 +60,20 @@ GATE_REPORTS = {
     "evaluation": "evaluation_report",
     "integration_testing": "integration_report",
 }
+# Outcomes (exception names recorded by aiact.stage) that are verdicts against a run.
+VERDICTS = frozenset(
+    {
+        "GateFailed",
+        "RegistrationRefused",
+        "ApprovalRejected",
+        "ApprovalExpired",
+        "ApprovalError",
+        "DeploymentRefused",
+        "CustodyError",
+        "LineageError",
+        "PlatformError",
+    }
+)
 # Stages that read the gate policy; one hash must govern them all.
 POLICY_STAGES = ("data_preparation", "feature_engineering", "evaluation", "integration_testing")
 
@@ -300,14 +314,19 @@ class Verifier:
         """The chain of a model up to and including stage `through`, in `run_id` (default: any
         run that trained it; the newest that verifies wins, else the newest run's error)."""
         runs = [run_id] if run_id else self.runs_of_model(model_sha256)
-        first_error: CustodyError | None = None
+        errors: list[tuple[int, CustodyError]] = []
         for candidate in runs:
             try:
                 return self._verify(candidate, through=through, model=model_sha256)
             except CustodyError as exc:
-                first_error = first_error or exc
-        assert first_error is not None
-        raise first_error
+                # Report the run that got furthest (e.g. the one that deployed the model).
+                reached = [
+                    CHAIN.index(link.stage)
+                    for link in self.links_of_run(candidate)
+                    if link.state == "COMPLETE" and link.stage in CHAIN
+                ]
+                errors.append((max(reached, default=-1), exc))
+        raise max(errors, key=lambda pair: pair[0])[1]
 
     def verify_dataset(self, dataset_sha256: str, run_id: str) -> Custody:
         """The chain of a dataset: its data preparation in this run."""
@@ -340,7 +359,16 @@ class Verifier:
         upto = CHAIN.index(through)
         links = self.links_of_run(run_id)
         custody = Custody(run_id=run_id, model_sha256=model, through=through)
-        failed = [link for link in links if link.state != "COMPLETE" and link.stage in CHAIN]
+        # A verdict against the run (a breached gate, a refusal, a rejection) in any stage up to
+        # `through` breaks the chain; an infrastructure failure (a lost connection, a crash) does
+        # not, since only COMPLETE executions can form the chain.
+        failed = [
+            link
+            for link in links
+            if link.state != "COMPLETE"
+            and link.stage in CHAIN[: upto + 1]
+            and (link.properties.get("outcome") in VERDICTS or link.properties.get("gate_breaches"))
+        ]
         if failed:
             first = failed[0]
             why = first.properties.get("gate_breaches") or first.properties.get("error", "")
@@ -704,10 +732,15 @@ def find_models(store: LineageStore, name_or_digest: str) -> list[mlmd_pb.Artifa
     return sorted(found, key=lambda m: m.id, reverse=True)
 
 
-def default_through(model: mlmd_pb.Artifact) -> str:
-    """How far a model's chain must reach: to deployment once it was deployed, else approval."""
-    deployed = properties_of(model).get("stage") in ("production", "archived")
-    return "deployment" if deployed else "approval"
+def default_through(store: LineageStore, model: mlmd_pb.Artifact) -> str:
+    """How far a model's chain must reach: to deployment once it was deployed (in production
+    or archived, or any deployment records it), else approval."""
+    if properties_of(model).get("stage") in ("production", "archived"):
+        return "deployment"
+    for deployment in store.store.get_artifacts_by_type(lineage.DEPLOYMENT):
+        if properties_of(deployment).get("model_sha256") == model.name:
+            return "deployment"
+    return "approval"
 
 
 def render(custody: Custody) -> list[str]:

@@ -11,7 +11,9 @@ from typing import Any
 from aiact.lineage import RunInfo
 from aiact.policy import load_policy
 from aiact.refdata import write_reference_dataset
+from components.approval.executor import run_approval
 from components.data_preparation.executor import run_data_preparation
+from components.deployment.executor import run_deployment
 from components.evaluation.executor import run_evaluation
 from components.feature_engineering.executor import run_feature_engineering
 from components.integration_testing.executor import run_integration_testing
@@ -33,12 +35,13 @@ class Chain:
     data_seed: int = 7
     label_bias: float = 0.0
     seed: int = 0
+    environment: str = "development"
     paths: dict[str, Path] = field(default_factory=dict)
 
     @property
     def run(self) -> RunInfo:
         """The run identity the stages record under."""
-        return RunInfo(run_id=self.run_id, pipeline_name="test", environment="development")
+        return RunInfo(run_id=self.run_id, pipeline_name="test", environment=self.environment)
 
     def out(self, name: str) -> Path:
         """A path in this run's own output folder."""
@@ -182,6 +185,66 @@ class Chain:
         self.paths["integration_report"] = report
         return report
 
+    def approve(
+        self,
+        *,
+        demo_approver: str = "dana",
+        backend: str = "",
+        evaluation_report: Path | None = None,
+        timeout_s: float = 30.0,
+    ) -> Path:
+        """Approval of this run's model (a demo decision unless `demo_approver` is empty)."""
+        approval = self.out("approval.json")
+        model = self.paths["model"]
+        report = evaluation_report or self.paths["evaluation_report"]
+        integration = self.paths["integration_report"]
+        run_approval(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            backend_uri=backend or f"local:{self.root / 'approvals'}",
+            model_name="credit-scoring",
+            model_dir=model,
+            model_uri=str(model),
+            evaluation_report_path=report,
+            evaluation_report_uri=str(report),
+            integration_report_path=integration,
+            integration_report_uri=str(integration),
+            requested_by="tester",
+            approver_group="aiact-approvers",
+            demo_approver=demo_approver,
+            timeout_s=timeout_s,
+            approval_path=approval,
+            approval_uri=str(approval),
+        )
+        self.paths["approval"] = approval
+        return approval
+
+    def deploy(self, approval: Path | None = None, *, ledger: str = "") -> Path:
+        """Deployment of this run's approved model into the run root's ledger."""
+        deployment = self.out("deployment.json")
+        model = self.paths["model"]
+        approval = approval or self.paths["approval"]
+        run_deployment(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            model_dir=model,
+            model_uri=str(model),
+            approval_path=approval,
+            approval_uri=str(approval),
+            strategy="canary",
+            canary_percent=10,
+            ledger_uri=ledger or self.ledger_uri,
+            deployment_path=deployment,
+            deployment_uri=str(deployment),
+        )
+        self.paths["deployment"] = deployment
+        return deployment
+
+    @property
+    def ledger_uri(self) -> str:
+        """The ledger of the run root."""
+        return f"file://{self.root / 'ledger'}"
+
     def through_integration(self) -> Chain:
         """Every stage up to and including integration testing."""
         self.prepare()
@@ -275,3 +338,114 @@ def record_upstream(
         properties=done,
     )
     return ids
+
+
+def record_chain(
+    uri: str, run: RunInfo, root: Path, policy: dict[str, Any] | None = None
+) -> dict[str, Path]:
+    """Record a consistent chain of completed stages through integration testing for small
+    hand-made artefacts (no real training), as tests of the later stages need: every artefact
+    is a real file whose content names the digests it is about. Returns the paths by role."""
+    from aiact import lineage
+    from aiact.evidence import write_json
+    from aiact.hashing import sha256_path
+    from aiact.lineage import ArtifactRecord, LineageStore
+    from aiact.stage import StageContext
+
+    policy = policy or load_policy()
+    root.mkdir(parents=True, exist_ok=True)
+    features, model = root / "features", root / "model"
+    features.mkdir(exist_ok=True)
+    (features / "test.csv").write_text("x\n1\n")
+    model.mkdir(exist_ok=True)
+    (model / "weights.pt").write_bytes(b"weights")
+    (model / "model.json").write_text('{"model_name": "credit-scoring"}\n')
+    record_upstream(uri, run, features, model, policy)
+    store = LineageStore.connect(uri)
+    context = StageContext(stage="policy", run=run, lineage=store)
+    policy_digest = context.read_policy(policy)
+    [policy_record] = context.inputs
+    upstream = root / f"upstream-{features.name}"
+    dataset = upstream / "dataset"
+
+    def record(type_name: str, path: Path, role: str, **props: Any) -> ArtifactRecord:
+        return ArtifactRecord(type_name, str(path), sha256_path(path), role, props)
+
+    done = {"outcome": "completed"}
+    model_record = record(lineage.MODEL, model, "model")
+    features_record = record(lineage.FEATURE_SET, features, "feature_set")
+    dataset_record = record(lineage.DATASET, dataset, "dataset")
+    evaluation = root / "evaluation_report.json"
+    write_json(
+        evaluation,
+        {
+            "title": "evaluation",
+            "gate": {"passed": True, "checks": []},
+            "policy_sha256": policy_digest,
+            "sections": {
+                "model_sha256": model_record.content_sha256,
+                "feature_set_sha256": features_record.content_sha256,
+            },
+        },
+    )
+    evaluation_record = record(
+        lineage.EVALUATION_REPORT, evaluation, "evaluation_report", passed=True
+    )
+    store.record_execution(
+        run=run,
+        stage="evaluation",
+        inputs=[policy_record, model_record, features_record],
+        outputs=[evaluation_record],
+        succeeded=True,
+        properties=done,
+    )
+    registration = root / "registration.json"
+    write_json(
+        registration,
+        {
+            "model_sha256": model_record.content_sha256,
+            "evaluation_report_sha256": evaluation_record.content_sha256,
+            "dataset_sha256": dataset_record.content_sha256,
+            "pipeline_run_id": run.run_id,
+        },
+    )
+    registration_record = record(lineage.MODEL_REGISTRATION, registration, "registration")
+    store.record_execution(
+        run=run,
+        stage="registration",
+        inputs=[model_record, evaluation_record, dataset_record],
+        outputs=[registration_record],
+        succeeded=True,
+        properties=done,
+    )
+    integration = root / "integration_report.json"
+    write_json(
+        integration,
+        {
+            "title": "integration",
+            "gate": {"passed": True, "checks": []},
+            "policy_sha256": policy_digest,
+            "sections": {
+                "model_sha256": model_record.content_sha256,
+                "registration_sha256": registration_record.content_sha256,
+            },
+        },
+    )
+    store.record_execution(
+        run=run,
+        stage="integration_testing",
+        inputs=[policy_record, model_record, registration_record, features_record],
+        outputs=[
+            record(lineage.INTEGRATION_TEST_REPORT, integration, "integration_report", passed=True)
+        ],
+        succeeded=True,
+        properties=done,
+    )
+    return {
+        "model": model,
+        "features": features,
+        "dataset": dataset,
+        "evaluation_report": evaluation,
+        "registration": registration,
+        "integration_report": integration,
+    }

@@ -53,23 +53,6 @@ def run_approval(
             integration_report_uri,
             "integration_report",
         )
-        custody = stage.verified(
-            stage.verifier.verify_model(
-                model.content_sha256, run_id=stage.run.run_id, through="integration_testing"
-            )
-        )
-        stage.require_same(
-            "evaluation report",
-            evaluation.content_sha256,
-            custody.digest("evaluation", "evaluation_report"),
-            f"the evaluation of model {model.content_sha256[:12]}",
-        )
-        stage.require_same(
-            "integration report",
-            integration.content_sha256,
-            custody.digest("integration_testing", "integration_report"),
-            f"the integration testing of model {model.content_sha256[:12]}",
-        )
         assert stage.platform is not None
         settings = resolve_run_settings(
             stage.platform,
@@ -86,6 +69,23 @@ def run_approval(
             approval_backend=backend_uri,
             required_approvals=settings.required_approvals,
             approver_group=settings.approver_group,
+        )
+        custody = stage.verified(
+            stage.verifier.verify_model(
+                model.content_sha256, run_id=stage.run.run_id, through="integration_testing"
+            )
+        )
+        stage.require_same(
+            "evaluation report",
+            evaluation.content_sha256,
+            custody.digest("evaluation", "evaluation_report"),
+            f"the evaluation of model {model.content_sha256[:12]}",
+        )
+        stage.require_same(
+            "integration report",
+            integration.content_sha256,
+            custody.digest("integration_testing", "integration_report"),
+            f"the integration testing of model {model.content_sha256[:12]}",
         )
         backend = backend_from_uri(backend_uri)
         expires = datetime.now(UTC) + timedelta(seconds=timeout_s)

@@ -78,5 +78,8 @@ def run_registration(
             {k: v for k, v in record.items() if isinstance(v, str)},
         )
         stored = stage.lineage.require_artifact(lineage.MODEL, model.content_sha256)
-        stage.lineage.update_artifact(stored.id, {"stage": "staging"})
+        # The model artefact is content-addressed, so an identical model retrained in a later
+        # run is this same artefact: never demote a model that is already in production.
+        if lineage.properties_of(stored).get("stage") != "production":
+            stage.lineage.update_artifact(stored.id, {"stage": "staging"})
         return record

@@ -39,12 +39,12 @@ from aiact.approval.kubernetes import (
     KubernetesApprovalBackend,
     status_of,
 )
-from aiact.hashing import sha256_path
-from aiact.lineage import ArtifactRecord, LineageStore, RunInfo, properties_of
+from aiact.lineage import LineageStore, RunInfo, properties_of
 from aiact.platform import NAMESPACE_ENV, PLATFORM_CONFIG_ENV
 from components.approval.core import ApprovalExpired, ApprovalRejected, utc_now
 from components.approval.executor import run_approval
 from tests.aiact.k8s_emulator import APPROVER_GROUP, EmulatedApiServer, emulated_api_server
+from tests.chain import record_chain
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "team-credit"
@@ -133,23 +133,9 @@ def production_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunInfo:
 def _stage_args(tmp_path: Path, sqlite_uri: str, run: RunInfo) -> dict[str, Any]:
     """Arguments of the approval stage, with its upstream artefacts recorded in MLMD as the
     outputs of completed stages of `run` (the stage refuses anything else)."""
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.pt").write_bytes(b"weights")
-    evaluation = tmp_path / "evaluation_report.json"
-    evaluation.write_text(json.dumps({"gate": {"passed": True}}))
-    integration = tmp_path / "integration_report.json"
-    integration.write_text(json.dumps({"passed": True}))
-    store = LineageStore.connect(sqlite_uri)
-    for stage, type_name, path, role in (
-        ("registration", lineage.MODEL, model, "model"),
-        ("evaluation", lineage.EVALUATION_REPORT, evaluation, "evaluation_report"),
-        ("integration_testing", lineage.INTEGRATION_TEST_REPORT, integration, "report"),
-    ):
-        record = ArtifactRecord(type_name, f"s3://aiact/{path.name}", sha256_path(path), role)
-        store.record_execution(
-            run=run, stage=stage, inputs=[], outputs=[record], succeeded=True, properties={}
-        )
+    paths = record_chain(sqlite_uri, run, tmp_path / "upstream")
+    model, evaluation = paths["model"], paths["evaluation_report"]
+    integration = paths["integration_report"]
     return {
         "metadata_uri": sqlite_uri,
         "backend_uri": BACKEND_URI,

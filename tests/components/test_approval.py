@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from aiact import lineage
 from aiact.approval import (
     APPROVED,
     PENDING,
@@ -20,9 +19,8 @@ from aiact.approval import (
     Tally,
     backend_from_uri,
 )
-from aiact.hashing import sha256_path
-from aiact.lineage import ArtifactRecord, LineageStore, RunInfo
-from aiact.platform import NAMESPACE_ENV, PLATFORM_CONFIG_ENV
+from aiact.lineage import LineageStore, RunInfo
+from aiact.platform import NAMESPACE_ENV, PLATFORM_CONFIG_ENV, PlatformError
 from components.approval.core import (
     ApprovalExpired,
     ApprovalRejected,
@@ -34,6 +32,7 @@ from components.approval.core import (
     utc_now,
 )
 from components.approval.executor import run_approval
+from tests.chain import record_chain
 
 # A platform configuration (aiact.platform) whose namespace is production, as a cluster admin
 # would set it: the stage takes its environment from the platform, not from the run.
@@ -46,6 +45,20 @@ defaults:
   approval_backend: kubernetes://
   max_approval_timeout_s: 604800
 """
+
+
+TWO_APPROVER_PLATFORM = PRODUCTION_PLATFORM.replace(
+    "environment: production", "environment: development"
+).replace("approval_backend: kubernetes://", "approval_backend: ''")
+
+
+@pytest.fixture
+def two_approver_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A development namespace whose platform configuration requires two approvers (the local
+    backend exists only in development)."""
+    path = tmp_path / "platform.yaml"
+    path.write_text(TWO_APPROVER_PLATFORM)
+    monkeypatch.setenv(PLATFORM_CONFIG_ENV, str(path))
 
 
 @pytest.fixture
@@ -112,26 +125,9 @@ def test_summary_names_every_counted_approver() -> None:
 
 def _record_upstream(tmp_path: Path, metadata_uri: str, run: RunInfo) -> dict[str, Any]:
     """Approval stage arguments, with its inputs recorded as outputs of completed stages."""
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "weights.pt").write_bytes(b"weights")
-    evaluation, integration = tmp_path / "evaluation.json", tmp_path / "integration.json"
-    evaluation.write_text("{}")
-    integration.write_text("{}")
-    store = LineageStore.connect(metadata_uri)
-    for type_name, path in (
-        (lineage.MODEL, model),
-        (lineage.EVALUATION_REPORT, evaluation),
-        (lineage.INTEGRATION_TEST_REPORT, integration),
-    ):
-        store.record_execution(
-            run=run,
-            stage="upstream",
-            inputs=[],
-            outputs=[ArtifactRecord(type_name, str(path), sha256_path(path), path.name)],
-            succeeded=True,
-            properties={},
-        )
+    paths = record_chain(metadata_uri, run, tmp_path / "upstream")
+    model, evaluation = paths["model"], paths["evaluation_report"]
+    integration = paths["integration_report"]
     return {
         "metadata_uri": metadata_uri,
         "backend_uri": f"local:{tmp_path / 'approvals'}",
@@ -143,7 +139,7 @@ def _record_upstream(tmp_path: Path, metadata_uri: str, run: RunInfo) -> dict[st
         "integration_report_path": integration,
         "integration_report_uri": str(integration),
         "requested_by": "ci",
-        "approver_group": "approvers",
+        "approver_group": "",  # the platform's
         "demo_approver": "dana",
         "timeout_s": 5.0,
         "approval_path": tmp_path / "approval.json",
@@ -163,7 +159,10 @@ def test_demo_approval_is_refused_when_the_run_targets_production(
     arguments = _record_upstream(tmp_path, sqlite_uri, run)
     store = LineageStore.connect(sqlite_uri)
     if environment == "production":
-        with pytest.raises(ApprovalError, match="refused for the production environment"):
+        # A local backend (where a demo decision could be recorded) does not exist there.
+        with pytest.raises(
+            PlatformError, match="local approval backend exists only in development"
+        ):
             run_approval(run=RunInfo(run_id="run-env"), **arguments)
         [execution] = [e for e in store.executions_of_run("run-env") if e.stage == "approval"]
         assert execution.state == "FAILED"
@@ -172,12 +171,12 @@ def test_demo_approval_is_refused_when_the_run_targets_production(
         assert (properties["kind"], properties["approver"]) == ("demo", "demo:dana")
 
 
-def test_production_stage_waits_for_two_distinct_approvers(
-    tmp_path: Path, sqlite_uri: str, production_platform: None
+def test_stage_waits_for_two_distinct_approvers(
+    tmp_path: Path, sqlite_uri: str, two_approver_platform: None
 ) -> None:
-    """On the local backend: a production request needs two approvers; the same approver
-    twice is refused, a second distinct approver lets the stage continue."""
-    run = RunInfo(run_id="run-prod", environment="production")
+    """On the local backend: a request that needs two approvers (platform setting); the same
+    approver twice is refused, a second distinct approver lets the stage continue."""
+    run = RunInfo(run_id="run-prod", environment="development")
     arguments = {**_record_upstream(tmp_path, sqlite_uri, run), "demo_approver": ""}
     arguments["timeout_s"] = 20.0
     backend = backend_from_uri(arguments["backend_uri"])
@@ -210,12 +209,12 @@ def test_production_stage_waits_for_two_distinct_approvers(
     assert document["decision"]["decision"] == APPROVED
 
 
-def test_production_stage_expires_with_one_approver(
-    tmp_path: Path, sqlite_uri: str, production_platform: None
+def test_stage_expires_with_one_approver(
+    tmp_path: Path, sqlite_uri: str, two_approver_platform: None
 ) -> None:
-    """On the local backend: one approval of the two a production request needs, then the
+    """On the local backend: one approval of the two the platform requires, then the
     expiry: the stage fails, saying how many approvals it got."""
-    run = RunInfo(run_id="run-prod-1", environment="production")
+    run = RunInfo(run_id="run-prod-1", environment="development")
     arguments = {**_record_upstream(tmp_path, sqlite_uri, run), "demo_approver": ""}
     arguments["timeout_s"] = 1.5
     backend = backend_from_uri(arguments["backend_uri"])
