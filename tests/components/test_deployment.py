@@ -27,19 +27,59 @@ def test_rollout_plans() -> None:
         rollout_plan("canary", 90)
 
 
-def test_deployment_requires_approval_of_this_model() -> None:
-    approval = {
-        "request": {"model_sha256": "a" * 64},
-        "decision": {"decision": "approved", "approver": "bob"},
+def _approval(verdict: str = "approved", model: str = "a" * 64) -> dict:
+    return {
+        "request": {
+            "name": "credit-scoring-aaaaaaaaaaaa-12345678",
+            "model_name": "credit-scoring",
+            "model_sha256": model,
+            "evaluation_report_uri": "/e",
+            "evaluation_report_sha256": "e" * 64,
+            "integration_report_uri": "/i",
+            "integration_report_sha256": "i" * 64,
+            "pipeline_run_id": "run-1",
+            "requested_by": "ci",
+            "approver_group": "aiact-approvers",
+            "environment": "development",
+            "expires_at": "2026-12-31T00:00:00+00:00",
+            "required_approvals": 1,
+        },
+        "decisions": [
+            {
+                "decision": verdict,
+                "approver": "bob",
+                "reason": "reviewed",
+                "decided_at": "2026-12-01T00:00:00+00:00",
+                "kind": "human",
+            }
+        ],
     }
-    assert authorise(approval, "a" * 64)["approver"] == "bob"
+
+
+def _authorise(approval: dict, model: str = "a" * 64, **overrides: object) -> dict:
+    settings: dict = {
+        "run_id": "run-1",
+        "environment": "development",
+        "required_approvals": 1,
+        "demo_allowed": True,
+        **overrides,
+    }
+    return authorise(approval, model, **settings)
+
+
+def test_deployment_requires_approval_of_this_model() -> None:
+    assert _authorise(_approval())["approver"] == "bob"
     with pytest.raises(DeploymentRefused, match="not sha256:bbbb"):
-        authorise(approval, "b" * 64)
-    rejected = {**approval, "decision": {"decision": "rejected"}}
-    with pytest.raises(DeploymentRefused, match="no approving decision"):
-        authorise(rejected, "a" * 64)
-    with pytest.raises(DeploymentRefused, match="no approving decision"):
-        authorise({"request": {"model_sha256": "a" * 64}, "decision": None}, "a" * 64)
+        _authorise(_approval(), "b" * 64)
+    with pytest.raises(DeploymentRefused, match=r"no approving decision \(rejected\)"):
+        _authorise(_approval("rejected"))
+    undecided = {**_approval(), "decisions": []}
+    with pytest.raises(DeploymentRefused, match=r"no approving decision \(pending\)"):
+        _authorise(undecided)
+    with pytest.raises(DeploymentRefused, match="belongs to run 'run-1', not to run 'run-2'"):
+        _authorise(_approval(), run_id="run-2")
+    with pytest.raises(DeploymentRefused, match="requires 2"):
+        _authorise(_approval(), environment="production", required_approvals=2)
 
 
 def _model(artifact_id: int, name: str) -> mlmd_pb.Artifact:
