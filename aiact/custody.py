@@ -130,6 +130,13 @@ class Custody:
         link = self.links[stage]
         return link.output(role) or link.input(role)
 
+    def produced(self, role: str) -> tuple[str, str]:
+        """The stage of the chain that wrote an artefact under `role`, and its digest."""
+        for stage, link in self.links.items():
+            if role in link.outputs:
+                return stage.replace("_", " "), link.output(role)
+        return "no stage of the chain", ""
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready form: per stage its execution id and its artefacts' digests."""
         return {

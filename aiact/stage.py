@@ -66,6 +66,39 @@ class StageContext:
         self.properties["custody_sha256"] = custody.sha256()
         return custody
 
+    def verify_upstream(
+        self,
+        *,
+        through: str,
+        model: str = "",
+        dataset: str = "",
+        feature_set: str = "",
+        transform: str = "",
+        policy: str = "",
+        **consumed: str,
+    ) -> Custody:
+        """Verify the chain this stage depends on, in this run, through stage `through`, and
+        that every other input it was handed (`role=digest`, e.g. evaluation_report=...) and its
+        gate policy are the ones that chain produced and used."""
+        verifier, run_id = self.verifier, self.run.run_id
+        if model:
+            custody = verifier.verify_model(model, run_id=run_id, through=through)
+        elif feature_set:
+            custody = verifier.verify_features(feature_set, transform, run_id)
+        else:
+            custody = verifier.verify_dataset(dataset, run_id)
+        wanted = dict(consumed)
+        if model and feature_set:
+            wanted["feature_set"] = feature_set
+        if model and dataset:
+            wanted["dataset"] = dataset
+        for role, given in wanted.items():
+            producer, expected = custody.produced(role)
+            self.require_same(role.replace("_", " "), given, expected, producer)
+        if policy:
+            self.require_same("gate policy", policy, custody.policy_sha256, "the gates before")
+        return self.verified(custody)
+
     def require_same(self, what: str, given: str, expected: str, source: str) -> None:
         """Refuse an input that is not the one the verified chain produced."""
         if given != expected:

@@ -70,22 +70,11 @@ def run_approval(
             required_approvals=settings.required_approvals,
             approver_group=settings.approver_group,
         )
-        custody = stage.verified(
-            stage.verifier.verify_model(
-                model.content_sha256, run_id=stage.run.run_id, through="integration_testing"
-            )
-        )
-        stage.require_same(
-            "evaluation report",
-            evaluation.content_sha256,
-            custody.digest("evaluation", "evaluation_report"),
-            f"the evaluation of model {model.content_sha256[:12]}",
-        )
-        stage.require_same(
-            "integration report",
-            integration.content_sha256,
-            custody.digest("integration_testing", "integration_report"),
-            f"the integration testing of model {model.content_sha256[:12]}",
+        stage.verify_upstream(
+            through="integration_testing",
+            model=model.content_sha256,
+            evaluation_report=evaluation.content_sha256,
+            integration_report=integration.content_sha256,
         )
         backend = backend_from_uri(backend_uri)
         expires = datetime.now(UTC) + timedelta(seconds=timeout_s)

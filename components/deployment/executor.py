@@ -78,16 +78,8 @@ def run_deployment(
         assert stage.platform is not None
         model = stage.read(lineage.MODEL, model_dir, model_uri, "model")
         approval_record = stage.read(lineage.APPROVAL, approval_path, approval_uri, "approval")
-        custody = stage.verified(
-            stage.verifier.verify_model(
-                model.content_sha256, run_id=stage.run.run_id, through="approval"
-            )
-        )
-        stage.require_same(
-            "approval",
-            approval_record.content_sha256,
-            custody.digest("approval", "approval"),
-            f"the approval of model {model.content_sha256[:12]}",
+        custody = stage.verify_upstream(
+            through="approval", model=model.content_sha256, approval=approval_record.content_sha256
         )
         # The approval backend the approval stage recorded must still be the platform's.
         settings = resolve_run_settings(

@@ -40,18 +40,12 @@ def run_evaluation(
         policy_digest = stage.read_policy(policy)
         model_record = stage.read(lineage.MODEL, model_dir, model_uri, "model")
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
-        custody = stage.verified(
-            stage.verifier.verify_model(
-                model_record.content_sha256, run_id=stage.run.run_id, through="training"
-            )
+        custody = stage.verify_upstream(
+            through="training",
+            model=model_record.content_sha256,
+            feature_set=features.content_sha256,
+            policy=policy_digest,
         )
-        stage.require_same(
-            "feature set",
-            features.content_sha256,
-            custody.digest("training", "feature_set"),
-            "training read",
-        )
-        stage.require_same("gate policy", policy_digest, custody.policy_sha256, "the data gates")
         package = load_model_package(model_dir)
         splits = load_feature_set(feature_set_dir)
         transform = package.transform

@@ -45,10 +45,9 @@ def run_feature_engineering(
         policy_digest = stage.read_policy(policy)
         read = stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
         stage.properties["input_version"] = lineage.version_of(read.content_sha256)
-        custody = stage.verified(
-            stage.verifier.verify_dataset(read.content_sha256, stage.run.run_id)
+        stage.verify_upstream(
+            through="data_preparation", dataset=read.content_sha256, policy=policy_digest
         )
-        stage.require_same("gate policy", policy_digest, custody.policy_sha256, "data preparation")
         frame = pd.read_csv(dataset_dir / DATA_FILE)
         before = statistics_digest(frame)
         stage.record_statistics("before", before)

@@ -41,24 +41,13 @@ def run_integration_testing(
             lineage.MODEL_REGISTRATION, registration_path, registration_uri, "registration"
         )
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
-        custody = stage.verified(
-            stage.verifier.verify_model(
-                model.content_sha256, run_id=stage.run.run_id, through="registration"
-            )
+        stage.verify_upstream(
+            through="registration",
+            model=model.content_sha256,
+            feature_set=features.content_sha256,
+            registration=registration.content_sha256,
+            policy=policy_digest,
         )
-        stage.require_same(
-            "registration",
-            registration.content_sha256,
-            custody.digest("registration", "registration"),
-            f"the registration of model {model.content_sha256[:12]}",
-        )
-        stage.require_same(
-            "feature set",
-            features.content_sha256,
-            custody.digest("training", "feature_set"),
-            "training read",
-        )
-        stage.require_same("gate policy", policy_digest, custody.policy_sha256, "the earlier gates")
         package = load_model_package(model_dir)
         holdout = load_feature_set(feature_set_dir)["test"]
         sample = holdout.raw.head(SAMPLE_ROWS)

@@ -39,22 +39,11 @@ def run_registration(
             "evaluation_report",
         )
         dataset = stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
-        custody = stage.verified(
-            stage.verifier.verify_model(
-                model.content_sha256, run_id=stage.run.run_id, through="evaluation"
-            )
-        )
-        stage.require_same(
-            "evaluation report",
-            report.content_sha256,
-            custody.digest("evaluation", "evaluation_report"),
-            f"the evaluation of model {model.content_sha256[:12]}",
-        )
-        stage.require_same(
-            "dataset",
-            dataset.content_sha256,
-            custody.digest("data_preparation", "dataset"),
-            "data preparation",
+        custody = stage.verify_upstream(
+            through="evaluation",
+            model=model.content_sha256,
+            dataset=dataset.content_sha256,
+            evaluation_report=report.content_sha256,
         )
         context = lineage.properties_of(stage.lineage.run_context(run.run_id))
         manifest = json.loads((model_dir / "model.json").read_text())

@@ -44,10 +44,10 @@ def run_training(
     with stage_execution(STAGE, run, metadata_uri) as stage:
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
         fitted = stage.read(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
-        stage.verified(
-            stage.verifier.verify_features(
-                features.content_sha256, fitted.content_sha256, stage.run.run_id
-            )
+        stage.verify_upstream(
+            through="feature_engineering",
+            feature_set=features.content_sha256,
+            transform=fitted.content_sha256,
         )
         params = core.Hyperparameters.from_dict(hyperparameters)
         splits = load_feature_set(feature_set_dir)

@@ -175,7 +175,7 @@ def test_evaluation_refuses_another_runs_feature_set(runs: Runs, tmp_path: Path)
     uri = runs.store_copy(tmp_path)
     good = _at(runs.good, uri, tmp_path)
     with pytest.raises(
-        CustodyError, match=r"feature set [0-9a-f]{12} is not the one training read"
+        CustodyError, match=r"feature set [0-9a-f]{12} is not the one feature engineering produced"
     ):
         good.evaluate(features=runs.bad.paths["features"])
 

@@ -122,10 +122,11 @@ def test_deployment_refuses_another_runs_approval(
 ) -> None:
     uri, ledger = private
     good = _at(world.good, uri, tmp_path)
-    with pytest.raises(CustodyError, match=r"approval [0-9a-f]{12} is not the one the approval"):
+    not_this_runs = r"approval [0-9a-f]{12} is not the one approval produced"
+    with pytest.raises(CustodyError, match=not_this_runs):
         good.deploy(world.twin.paths["approval"], ledger=ledger)
     twin = _at(world.twin, uri, tmp_path)
-    with pytest.raises(CustodyError, match=r"approval [0-9a-f]{12} is not the one the approval"):
+    with pytest.raises(CustodyError, match=not_this_runs):
         twin.deploy(world.good.paths["approval"], ledger=ledger)
 
 
