@@ -38,6 +38,7 @@ RUN_CONTEXT_TYPE = "aiact.PipelineRun"
 # Artefact types the suite records; names are the audit vocabulary.
 RAW_DATASET = "aiact.RawDataset"
 DATA_CARD = "aiact.DataCard"
+USE_CASE = "aiact.UseCase"
 GATE_POLICY = "aiact.GatePolicy"
 DATA_VALIDATION_REPORT = "aiact.DataValidationReport"
 DATASET = "aiact.Dataset"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import yaml
 
 from aiact.hashing import sha256_json
 
-DEFAULT_POLICY = "gates.yaml"
+DEFAULT_POLICY = "policy.yaml"
 
 
 @dataclass(frozen=True)
@@ -96,12 +95,13 @@ class GateFailed(RuntimeError):
 
 
 def load_policy(path: Path | None = None) -> dict[str, Any]:
-    """Read a gate policy file; the suite's default policy when no path is given."""
+    """Read a gate policy file; the bundled credit use case's policy.yaml when no path is
+    given."""
     if path is None:
-        text = resources.files("aiact.policies").joinpath(DEFAULT_POLICY).read_text()
-    else:
-        text = path.read_text()
-    policy = yaml.safe_load(text)
+        from aiact.usecase import BUNDLED_USE_CASE
+
+        path = BUNDLED_USE_CASE / DEFAULT_POLICY
+    policy = yaml.safe_load(path.read_text())
     if not isinstance(policy, dict) or "version" not in policy:
         raise ValueError(f"gate policy {path or DEFAULT_POLICY} must be a mapping with 'version'")
     return policy
@@ -148,8 +148,53 @@ def check_floor(policy: Mapping[str, Any], floor: Mapping[str, Any]) -> list[str
     Returns:
         The violations, e.g. "evaluation.fairness.sex.max_equalized_odds_difference is 0.3,
         looser than the platform floor 0.15"; empty when the policy meets the floor.
+
+    Fairness limits are per protected attribute, and a use case declares its own attributes:
+    the floor's `evaluation.fairness.default` binds every attribute the policy names (and its
+    `default`); a floor entry for a named attribute binds the policy's entry for it, else the
+    policy's `default`, and is skipped when the policy has neither (the attribute is not one of
+    the use case's: aiact.usecase.validate_policy requires limits for every declared one).
     """
-    return _floor_violations(policy, floor, "")
+    return _floor_violations(policy, _fairness_floor(policy, floor), "")
+
+
+def _strictest(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(first)
+    for key, limit in second.items():
+        if key not in merged or not (_is_number(limit) and _is_number(merged[key])):
+            merged.setdefault(key, limit)
+        elif key.startswith("min_"):
+            merged[key] = max(merged[key], limit)
+        elif key.startswith("max_"):
+            merged[key] = min(merged[key], limit)
+    return merged
+
+
+def _fairness_floor(policy: Mapping[str, Any], floor: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The floor with its fairness section mapped onto the attributes the policy names."""
+    evaluation_floor = floor.get("evaluation")
+    evaluation = policy.get("evaluation")
+    if not isinstance(evaluation_floor, Mapping) or not isinstance(evaluation, Mapping):
+        return floor
+    fairness_floor, fairness = evaluation_floor.get("fairness"), evaluation.get("fairness")
+    if not isinstance(fairness_floor, Mapping) or not isinstance(fairness, Mapping):
+        return floor
+    mapped: dict[str, Any] = {}
+    for attribute, limits in fairness_floor.items():
+        if not isinstance(limits, Mapping):
+            mapped[attribute] = limits
+            continue
+        if attribute == "default":
+            targets = list(fairness)
+        elif attribute in fairness:
+            targets = [attribute]
+        elif "default" in fairness:
+            targets = ["default"]
+        else:
+            continue
+        for target in targets:
+            mapped[target] = _strictest(mapped.get(target, {}), limits)
+    return {**floor, "evaluation": {**evaluation_floor, "fairness": mapped}}
 
 
 def _floor_violations(policy: Any, floor: Mapping[str, Any], path: str) -> list[str]:

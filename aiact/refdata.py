@@ -21,6 +21,8 @@ import numpy.typing as npt
 import pandas as pd
 import yaml
 
+from aiact.usecase import bundled_declaration
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 ObjArray = npt.NDArray[np.object_]
@@ -53,12 +55,14 @@ COLUMNS = (
     LABEL_COLUMN,
 )
 
-SEXES = ("female", "male")
-AGE_BANDS = ("18-25", "26-40", "41-60", "61+")
-MARITAL_STATUSES = ("single", "married", "divorced", "widowed")
-HOUSING = ("own", "rent", "free")
-EMPLOYMENT_TYPES = ("salaried", "self_employed", "unemployed", "retired")
-LOAN_PURPOSES = ("car", "home", "education", "business", "consumer")
+# Vocabularies and protected groups are declared once, in the bundled credit use case.
+_DECLARED = bundled_declaration()
+SEXES = tuple(_DECLARED.protected_attributes["sex"])
+AGE_BANDS = tuple(_DECLARED.protected_attributes["age_band"])
+MARITAL_STATUSES = tuple(_DECLARED.categorical["marital_status"].vocabulary)
+HOUSING = tuple(_DECLARED.categorical["housing"].vocabulary)
+EMPLOYMENT_TYPES = tuple(_DECLARED.categorical["employment_type"].vocabulary)
+LOAN_PURPOSES = tuple(_DECLARED.categorical["loan_purpose"].vocabulary)
 LOAN_TERMS = (12, 24, 36, 48, 60, 72)
 
 CATEGORIES: dict[str, tuple[str, ...]] = {

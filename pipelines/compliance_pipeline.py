@@ -13,7 +13,6 @@ from typing import Any
 
 from kfp import dsl, kubernetes
 
-from aiact.policy import load_policy
 from aiact.stage import PIPELINE_NAME
 from components.approval.component import approval
 from components.data_preparation.component import data_preparation
@@ -26,7 +25,6 @@ from components.training.component import training
 
 CONFIG_MAP = "aiact-config"
 S3_SECRET = "aiact-s3-credentials"
-DEFAULT_POLICY = load_policy()
 DEFAULT_HYPERPARAMETERS = {
     "hidden_units": [32, 16],
     "dropout": 0.1,
@@ -124,9 +122,9 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
     @dsl.pipeline(name=PIPELINE_NAME, description="EU AI Act compliance-grade training pipeline")
     def compliance_pipeline(
         source_uri: str,
-        data_card_uri: str,
-        use_case: str = "credit",
-        gate_policy: dict = DEFAULT_POLICY,
+        use_case_uri: str = "",
+        data_card_uri: str = "",
+        gate_policy: dict = {},  # noqa: B006 (a KFP parameter default, never mutated)
         hyperparameters: dict = DEFAULT_HYPERPARAMETERS,
         seed: int = 42,
         model_name: str = "credit-scoring",
@@ -153,7 +151,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
             data_preparation(
                 source_uri=source_uri,
                 data_card_uri=data_card_uri,
-                use_case=use_case,
+                use_case_uri=use_case_uri,
                 gate_policy=gate_policy,
                 run_id=run_id,
                 metadata_uri=metadata_uri,
@@ -167,7 +165,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
         features = _configure(
             feature_engineering(
                 dataset=data.outputs["dataset"],
-                use_case=use_case,
+                use_case_uri=use_case_uri,
                 gate_policy=gate_policy,
                 seed=seed,
                 run_id=run_id,
@@ -192,6 +190,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 model=train.outputs["model"],
                 feature_set=features.outputs["feature_set"],
                 gate_policy=gate_policy,
+                use_case_uri=use_case_uri,
                 run_id=run_id,
                 metadata_uri=metadata_uri,
             )
@@ -211,6 +210,7 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 registration=register.outputs["registration"],
                 feature_set=features.outputs["feature_set"],
                 gate_policy=gate_policy,
+                use_case_uri=use_case_uri,
                 run_id=run_id,
                 metadata_uri=metadata_uri,
             )

@@ -21,6 +21,9 @@ from components.registration.executor import run_registration
 from components.training.executor import run_training
 
 FAST_HYPERPARAMETERS = {"max_epochs": 12, "hidden_units": [16]}
+# A model that learns almost nothing: clean data passes the data gates, its evaluation fails
+# (performance and the gap to the logistic baseline).
+UNDERTRAINED = {"max_epochs": 1, "hidden_units": [2], "learning_rate": 1e-5, "patience": 1}
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Chain:
     label_bias: float = 0.0
     seed: int = 0
     environment: str = "development"
+    hyperparameters: dict[str, Any] = field(default_factory=lambda: dict(FAST_HYPERPARAMETERS))
     paths: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -63,7 +67,7 @@ class Chain:
             metadata_uri=self.metadata_uri,
             source_uri=str(source.data_path),
             data_card_uri=str(source.data_card_path),
-            use_case="credit",
+            use_case_uri="",
             policy=self.policy,
             dataset_dir=dataset,
             dataset_uri=str(dataset),
@@ -82,7 +86,7 @@ class Chain:
             metadata_uri=self.metadata_uri,
             dataset_dir=dataset or self.paths["dataset"],
             dataset_uri=str(dataset or self.paths["dataset"]),
-            use_case="credit",
+            use_case_uri="",
             policy=self.policy,
             seed=1,
             feature_set_dir=features,
@@ -108,7 +112,7 @@ class Chain:
             feature_set_uri=str(features),
             transform_path=transform,
             transform_uri=str(transform),
-            hyperparameters=FAST_HYPERPARAMETERS,
+            hyperparameters=self.hyperparameters,
             seed=self.seed,
             model_name="credit-scoring",
             device="cpu",
@@ -278,8 +282,10 @@ def record_upstream(
     from aiact.hashing import sha256_path
     from aiact.lineage import ArtifactRecord, LineageStore
     from aiact.stage import StageContext
+    from aiact.usecase import BUNDLED_USE_CASE, load_use_case, record_of
 
     store = LineageStore.connect(uri)
+    use_case = record_of(load_use_case("", BUNDLED_USE_CASE))
     root = feature_dir.parent / f"upstream-{feature_dir.name}"
     root.mkdir(parents=True, exist_ok=True)
     policy_context = StageContext(stage="policy", run=run, lineage=store)
@@ -303,13 +309,13 @@ def record_upstream(
 
     report_type = lineage.DATA_VALIDATION_REPORT
     dataset_record = record(lineage.DATASET, dataset, "dataset")
-    features_record = record(lineage.FEATURE_SET, feature_dir, "feature_set")
+    features_record = record(lineage.FEATURE_SET, feature_dir, "feature_set", use_case="credit")
     transform_record = record(lineage.FEATURE_TRANSFORM, transform_path, "transform")
     done = {"outcome": "completed"}
     store.record_execution(
         run=run,
         stage="data_preparation",
-        inputs=[policy_record],
+        inputs=[policy_record, use_case],
         outputs=[
             record(report_type, report("data"), "validation_report", passed=True),
             dataset_record,
@@ -333,7 +339,7 @@ def record_upstream(
         run=run,
         stage="training",
         inputs=[features_record, transform_record],
-        outputs=[record(lineage.MODEL, model_dir, "model")],
+        outputs=[record(lineage.MODEL, model_dir, "model", model_name="credit-scoring")],
         succeeded=True,
         properties=done,
     )

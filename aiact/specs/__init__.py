@@ -1,12 +1,8 @@
-"""Declared data and feature specifications, one folder per use case."""
+"""The declared model inputs of a use case (read from its usecase.yaml, aiact.usecase)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
-from typing import Any
-
-import yaml
 
 
 @dataclass(frozen=True)
@@ -41,35 +37,21 @@ class FeatureSpec:
         """Raw columns the model reads, in a fixed order."""
         return tuple(f.name for f in self.numeric) + tuple(f.name for f in self.categorical)
 
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> FeatureSpec:
-        """Parse the YAML form, failing on any malformed entry."""
-        numeric = []
-        for name, entry in raw["numeric"].items():
-            low, high = entry["range"]
-            if entry["transform"] not in ("standardize", "log_standardize"):
-                raise ValueError(f"feature {name}: unknown transform {entry['transform']!r}")
-            numeric.append(NumericFeature(name, float(low), float(high), entry["transform"]))
-        categorical = [
-            CategoricalFeature(name, tuple(str(v) for v in entry["vocabulary"]))
-            for name, entry in raw["categorical"].items()
-        ]
-        return cls(
-            label=raw["label"],
-            protected_attributes=tuple(raw["protected_attributes"]),
-            numeric=tuple(numeric),
-            categorical=tuple(categorical),
-        )
-
 
 def spec_text(use_case: str, filename: str) -> str:
-    """The text of one declared specification file of a use case."""
-    folder = resources.files("aiact.specs").joinpath(use_case)
-    if not folder.is_dir():
-        raise ValueError(f"unknown use case {use_case!r}: no folder aiact/specs/{use_case}")
-    return folder.joinpath(filename).read_text()
+    """The text of one file of the bundled use case (`credit`); other use cases are folders
+    loaded with aiact.usecase.load_use_case."""
+    from aiact.usecase import BUNDLED_USE_CASE
+
+    if use_case != BUNDLED_USE_CASE.name:
+        raise ValueError(f"unknown bundled use case {use_case!r}: load it with load_use_case")
+    return (BUNDLED_USE_CASE / filename).read_text()
 
 
-def load_feature_spec(use_case: str) -> FeatureSpec:
-    """The feature specification of a use case."""
-    return FeatureSpec.from_dict(yaml.safe_load(spec_text(use_case, "features.yaml")))
+def load_feature_spec(use_case: str = "credit") -> FeatureSpec:
+    """The feature specification of the bundled use case (`credit`)."""
+    from aiact.usecase import BUNDLED_USE_CASE, load_use_case
+
+    if use_case != BUNDLED_USE_CASE.name:
+        raise ValueError(f"unknown bundled use case {use_case!r}: load it with load_use_case")
+    return load_use_case("", BUNDLED_USE_CASE).spec

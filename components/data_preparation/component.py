@@ -10,7 +10,7 @@ from components.images import DATA_IMAGE
 def data_preparation(
     source_uri: str,
     data_card_uri: str,
-    use_case: str,
+    use_case_uri: str,
     gate_policy: dict,
     run_id: str,
     metadata_uri: str,
@@ -36,7 +36,7 @@ def data_preparation(
         metadata_uri=metadata_uri,
         source_uri=source_uri,
         data_card_uri=data_card_uri,
-        use_case=use_case,
+        use_case_uri=use_case_uri,
         policy=gate_policy,
         dataset_dir=Path(dataset.path),
         dataset_uri=dataset.uri,

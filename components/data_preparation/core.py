@@ -16,6 +16,7 @@ import pandas as pd
 
 from aiact.hashing import sha256_json
 from aiact.policy import Check, GateResult, at_least, at_most, must_hold
+from components.data_preparation.bias import DEFAULT_BIAS_THRESHOLDS, examine_bias
 
 GATE = "data_quality"
 TABLE = "<table>"
@@ -42,9 +43,10 @@ class QualityOutcome:
     evidence: dict[str, Any]
 
 
-def read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, missing_values: tuple[str, ...] = ()) -> pd.DataFrame:
     """Read a CSV or Parquet source; a DataSourceError naming the rule when it is not a
-    readable, comma-separated table."""
+    readable, comma-separated table. `missing_values` (the use case's tokens, e.g. ``?``) read
+    as missing; padding spaces around text values and column names are removed."""
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv", ".txt"):
         raise DataSourceError(
@@ -56,7 +58,12 @@ def read_table(path: Path) -> pd.DataFrame:
         if suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, low_memory=False)
+            frame = pd.read_csv(
+                path,
+                low_memory=False,
+                na_values=list(missing_values),
+                skipinitialspace=True,
+            )
     except (ValueError, OSError, UnicodeDecodeError) as exc:  # parser, decoding, arrow errors
         raise DataSourceError(f"{path.name}: cannot be read as a table: {exc}") from exc
     if len(frame.columns) == 1:
@@ -68,7 +75,81 @@ def read_table(path: Path) -> pd.DataFrame:
                     f"{name} ({delimiter!r}), the declared delimiter is comma",
                     rule="delimiter",
                 )
-    return frame.reset_index(drop=True)
+    return normalise(frame, missing_values)
+
+
+def normalise(frame: pd.DataFrame, missing_values: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Strip padding spaces from column names and text values; missing tokens become null."""
+    frame = frame.rename(columns=lambda c: str(c).strip()).reset_index(drop=True)
+    tokens = set(missing_values)
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype == object:
+            stripped = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+            frame[column] = stripped.where(~stripped.isin(tokens), None) if tokens else stripped
+    return frame
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the use case declares about the source's columns."""
+
+    label: str
+    label_values: tuple[str, ...]
+    favourable: str
+    protected_attributes: dict[str, tuple[str, ...]]
+    gated: tuple[str, ...]
+    kept: tuple[str, ...]
+    record_key: tuple[str, ...] = ()
+
+
+def declared_of(use_case: Any) -> Declared:
+    """The declaration a use case (aiact.usecase.UseCase) makes for the data gate."""
+    return Declared(
+        label=use_case.label.column,
+        label_values=tuple(_as_key(v) for v in use_case.label.values),
+        favourable=_as_key(use_case.label.favourable),
+        protected_attributes=dict(use_case.protected_attributes),
+        gated=use_case.gated_columns,
+        kept=use_case.declared_columns,
+        record_key=use_case.record_key,
+    )
+
+
+def split_undeclared(frame: pd.DataFrame, declared: Declared) -> tuple[pd.DataFrame, list[str]]:
+    """The declared columns (in declaration order) and the names of the others, dropped."""
+    undeclared = [str(c) for c in frame.columns if c not in declared.kept]
+    present = [c for c in declared.kept if c in frame.columns]
+    return frame[present].copy(), undeclared
+
+
+def label_value_checks(frame: pd.DataFrame, declared: Declared, source: str) -> list[Check]:
+    """Every label value must be one of the declared values."""
+    column = declared.label
+    if column not in frame.columns:
+        return [must_hold(f"present[{column}]", False, f"{source}: column {column!r} is absent")]
+    observed = frame[column].dropna().map(_as_key)
+    unknown = sorted(set(observed) - set(declared.label_values))
+    return [
+        must_hold(
+            f"label_values[{column}]",
+            not unknown,
+            f"{source}: column {column}: values {unknown[:5]} are not among the declared "
+            f"label values {list(declared.label_values)}"
+            if unknown
+            else f"every value among {list(declared.label_values)}",
+        )
+    ]
+
+
+def encode_label(frame: pd.DataFrame, declared: Declared) -> pd.DataFrame:
+    """The label as the model sees it: 1 for the declared favourable value, 0 for the other
+    declared values (rows without a label keep none)."""
+    encoded = frame.copy()
+    values = encoded[declared.label]
+    keys = values.map(_as_key, na_action="ignore")
+    encoded[declared.label] = (keys == declared.favourable).astype("Int64").where(values.notna())
+    return encoded
 
 
 def source_failure(source_name: str, error: DataSourceError) -> GateResult:
@@ -230,19 +311,23 @@ def check_quality(
     anomalies: list[dict[str, str]],
     thresholds: dict[str, Any],
     *,
-    label: str,
-    protected_attributes: tuple[str, ...],
-    declared: dict[str, tuple[str, ...]],
+    declared: Declared,
+    encoded_label: pd.Series | None = None,
     drift: list[dict[str, str]] | None = None,
+    source: str = "source",
 ) -> GateResult:
-    """Every data-quality check, named by rule and column."""
+    """Every data-quality check on the gated columns (model inputs, protected attributes,
+    label), named by rule and column; duplicates by the declared record key, else whole rows.
+    `encoded_label` (favourable = 1) scores label leakage."""
     rows = len(frame)
+    label = declared.label
     checks: list[Check] = [at_least("min_rows", rows, thresholds["min_rows"], f"{rows} rows")]
     checks += [
         must_hold(f"schema[{a['column']}]", False, f"{a['short_description']}: {a['description']}")
         for a in anomalies
     ]
-    for column in frame.columns:
+    gated = [c for c in declared.gated if c in frame.columns]
+    for column in gated:
         values = frame[column]
         missing = round(float(values.isna().mean()), 6) if rows else 0.0
         checks.append(at_most(f"missing_rate[{column}]", missing, thresholds["max_missing_rate"]))
@@ -255,18 +340,28 @@ def check_quality(
                 "constant column" if distinct == 1 else "",
             )
         )
-    duplicate_rate = round(float(frame.duplicated().mean()), 6) if rows else 0.0
-    checks.append(at_most("duplicate_rate", duplicate_rate, thresholds["max_duplicate_rate"]))
-    for column in protected_attributes:
-        checks += representation_checks(
-            frame, column, declared.get(column, ()), thresholds["min_group_share"]
+    key = [c for c in declared.record_key if c in frame.columns]
+    duplicated = frame.duplicated(subset=key) if key else frame.duplicated()
+    duplicate_rate = round(float(duplicated.mean()), 6) if rows else 0.0
+    checks.append(
+        at_most(
+            "duplicate_rate",
+            duplicate_rate,
+            thresholds["max_duplicate_rate"],
+            f"by record key {key}" if key else "identical rows",
         )
-    checks += representation_checks(
-        frame, label, declared.get(label, ()), thresholds["min_label_share"]
     )
-    if label in frame.columns:
-        for column in frame.columns.drop(label):
-            association = label_association(frame[column], frame[label])
+    for column, groups in declared.protected_attributes.items():
+        checks += representation_checks(frame, column, groups, thresholds["min_group_share"])
+    checks += label_value_checks(frame, declared, source)
+    checks += representation_checks(
+        frame, label, declared.label_values, thresholds["min_label_share"]
+    )
+    if encoded_label is not None:
+        for column in gated:
+            if column == label:
+                continue
+            association = label_association(frame[column], encoded_label)
             if not np.isnan(association):
                 checks.append(
                     at_most(
@@ -315,9 +410,28 @@ def statistics_digest(frame: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def prepare(frame: pd.DataFrame) -> pd.DataFrame:
-    """Preprocessing after the gate: drop exact duplicate rows, keep source order."""
-    return frame.drop_duplicates().reset_index(drop=True)
+def prepare(frame: pd.DataFrame, declared: Declared | None = None) -> pd.DataFrame:
+    """Preprocessing after the gate: keep the declared columns, encode the label (favourable =
+    1), drop duplicate records (by the record key, else identical rows), keep source order."""
+    if declared is None:
+        return frame.drop_duplicates().reset_index(drop=True)
+    kept, _ = split_undeclared(frame, declared)
+    key = [c for c in declared.record_key if c in kept.columns]
+    unique = kept.drop_duplicates(subset=key or None)
+    return encode_label(unique, declared).reset_index(drop=True)
+
+
+def _gated_schema(schema: Any, columns: tuple[str, ...]) -> Any:
+    """The declared schema restricted to the gated columns (identifiers and passthrough
+    columns are kept in the dataset but not gated)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    gated = schema_pb2.Schema()
+    gated.CopyFrom(schema)
+    keep = [f for f in schema.feature if f.name in columns]
+    del gated.feature[:]
+    gated.feature.extend(keep)
+    return gated
 
 
 def evaluate_source(
@@ -325,36 +439,69 @@ def evaluate_source(
     schema_path: Path,
     thresholds: dict[str, Any],
     *,
-    label: str,
-    protected_attributes: tuple[str, ...],
+    declared: Declared,
     baseline: pd.DataFrame | None = None,
+    source: str = "source",
 ) -> QualityOutcome:
-    """Run the data quality gate on one source table; with a baseline (the data the model was
-    trained on), also on its drift from that baseline."""
-    schema = load_schema(schema_path)
-    statistics = tfdv_statistics(frame, schema)
+    """Run the data quality gate on one source table (its declared columns; the others are
+    reported and dropped); with a baseline (the data the model was trained on, label encoded),
+    also on its drift from that baseline."""
+    kept, undeclared = split_undeclared(frame, declared)
+    schema = _gated_schema(load_schema(schema_path), declared.gated)
+    gated = kept[[c for c in declared.gated if c in kept.columns]]
+    statistics = tfdv_statistics(gated, schema)
     anomalies = schema_anomalies(statistics, schema)
     drift = None
     if baseline is not None:
-        drift = drift_anomalies(statistics, tfdv_statistics(baseline, schema), schema, thresholds)
-    declared = {c: declared_values(schema, c) for c in (*protected_attributes, label)}
+        # The baseline's label is already encoded: compare the inputs and groups only.
+        features = [c for c in declared.gated if c != declared.label]
+        compared = _gated_schema(schema, tuple(features))
+        drift = drift_anomalies(
+            tfdv_statistics(gated[[c for c in features if c in gated.columns]], compared),
+            tfdv_statistics(baseline[[c for c in features if c in baseline.columns]], compared),
+            compared,
+            thresholds,
+        )
+    encoded = None
+    if declared.label in kept.columns:
+        encoded = encode_label(kept, declared)[declared.label]
     gate = check_quality(
-        frame,
+        kept,
         anomalies,
         thresholds,
-        label=label,
-        protected_attributes=protected_attributes,
         declared=declared,
+        encoded_label=encoded,
         drift=drift,
+        source=source,
     )
+    bias_evidence: dict[str, Any] = {}
+    if encoded is not None:
+        # Art. 10(2)(f): favourable-label rate and representation per protected group and per
+        # intersection of two protected attributes (components/data_preparation/bias.py).
+        bias_checks, bias_evidence = examine_bias(
+            kept.assign(**{declared.label: encoded}),
+            label=declared.label,
+            favourable=1,
+            protected=declared.protected_attributes,
+            thresholds=thresholds.get("bias", DEFAULT_BIAS_THRESHOLDS),
+        )
+        gate = GateResult(GATE, gate.checks + tuple(bias_checks))
     evidence: dict[str, Any] = {
         "rows": len(frame),
-        "columns": column_summary(frame),
+        "columns": column_summary(kept),
+        "undeclared_columns": {
+            "dropped": undeclared,
+            "why": "not declared by the use case: reported, dropped, not gated",
+        }
+        if undeclared
+        else {"none": "every column is declared by the use case"},
         "anomalies": {
             a["column"]: f"{a['short_description']}: {a['description']}" for a in anomalies
         }
         or {"none": "no anomaly against the declared schema"},
     }
+    if bias_evidence:
+        evidence["bias"] = bias_evidence
     if drift is not None:
         evidence["drift"] = {
             a["column"]: f"{a['short_description']}: {a['description']}" for a in drift

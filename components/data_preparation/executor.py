@@ -16,9 +16,9 @@ from aiact.evidence import build_report, write_report
 from aiact.hashing import sha256_bytes, sha256_json, sha256_path
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
-from aiact.specs import load_feature_spec, spec_text
 from aiact.stage import stage_execution
 from aiact.storage import fetch, fetch_tree, store_version
+from aiact.usecase import load_use_case, record_of, resolve_policy
 from components.data_preparation import core
 
 STAGE = "data_preparation"
@@ -60,7 +60,7 @@ def run_data_preparation(
     metadata_uri: str,
     source_uri: str,
     data_card_uri: str,
-    use_case: str,
+    use_case_uri: str,
     policy: dict[str, Any],
     dataset_dir: Path,
     dataset_uri: str,
@@ -73,16 +73,26 @@ def run_data_preparation(
 
     `baseline_dataset_uri` (a dataset this stage produced before, e.g. the training data of the
     serving model; a path, s3:// or minio://) adds the drift checks; it must have passed this
-    gate itself."""
-    spec = load_feature_spec(use_case)
-    thresholds = section(policy, "data_quality")
+    gate itself. `use_case_uri` ('' = the bundled credit example) names the use case folder;
+    `data_card_uri` ('' = the use case's data_card.yaml) and `policy` ({} = the use case's
+    policy.yaml) override its files."""
     with (
         stage_execution(STAGE, run, metadata_uri) as stage,
         tempfile.TemporaryDirectory() as scratch,
     ):
+        use_case = load_use_case(use_case_uri, Path(scratch) / "use_case")
+        stage.inputs.append(record_of(use_case))
+        stage.properties["use_case"] = use_case.name
+        policy = resolve_policy(policy, use_case)
+        thresholds = section(policy, "data_quality")
+        declared = core.declared_of(use_case)
         policy_digest = stage.read_policy(policy)
         source = fetch(source_uri, Path(scratch))
-        card_path = fetch(data_card_uri, Path(scratch))
+        if not data_card_uri:
+            data_card_uri = use_case.file_uri("data_card.yaml")
+            card_path = use_case.data_card_path
+        else:
+            card_path = fetch(data_card_uri, Path(scratch))
         raw = stage.read(lineage.RAW_DATASET, source, source_uri, "source", upstream=False)
         stage.properties["input_version"] = lineage.version_of(raw.content_sha256)
         card = read_data_card(card_path)
@@ -99,16 +109,19 @@ def run_data_preparation(
             baseline_dir = fetch_tree(baseline_dataset_uri, Path(scratch) / "baseline")
             stage.read(lineage.DATASET, baseline_dir, baseline_dataset_uri, "baseline")
             baseline = pd.read_csv(baseline_dir / DATA_FILE)
-        schema_text = spec_text(use_case, "schema.pbtxt")
+        schema_text = use_case.schema_path.read_text()
         schema_path = Path(scratch) / "schema.pbtxt"
         schema_path.write_text(schema_text)
         source_section: dict[str, Any] = {
             "uri": source_uri,
             **{f"data_card.{k}": v for k, v in _card_properties(card).items()},
             "schema_sha256": sha256_bytes(schema_text.encode()),
+            "use_case": use_case.name,
+            "use_case_sha256": use_case.sha256,
+            "use_case_uri": use_case.uri,
         }
         try:
-            frame = core.read_table(source)
+            frame = core.read_table(source, use_case.missing_values)
         except core.DataSourceError as exc:
             gate = core.source_failure(source.name, exc)
             sections: dict[str, Any] = {"source": source_section}
@@ -117,9 +130,9 @@ def run_data_preparation(
                 frame,
                 schema_path,
                 thresholds,
-                label=spec.label,
-                protected_attributes=spec.protected_attributes,
+                declared=declared,
                 baseline=baseline,
+                source=source.name,
             )
             gate = outcome.gate
             before = core.statistics_digest(frame)
@@ -137,7 +150,7 @@ def run_data_preparation(
         )
         gate.raise_if_failed()
 
-        prepared = core.prepare(frame)
+        prepared = core.prepare(frame, declared)
         after = core.statistics_digest(prepared)
         stage.record_statistics("after", after)
         dataset_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +164,9 @@ def run_data_preparation(
             "rows": len(prepared),
             "columns": len(prepared.columns),
             "dropped_duplicates": len(frame) - len(prepared),
+            "dropped_columns": ",".join(core.split_undeclared(frame, declared)[1]),
+            "use_case": use_case.name,
+            "use_case_sha256": use_case.sha256,
             "data_card": str(card["name"]),
             "data_card_sha256": card_record.content_sha256,
             "schema_sha256": str(source_section["schema_sha256"]),

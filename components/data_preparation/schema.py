@@ -11,9 +11,13 @@ from aiact.specs import FeatureSpec
 
 
 def draft_schema(
-    frame: pd.DataFrame, spec: FeatureSpec, categories: dict[str, tuple[str, ...]]
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    categories: dict[str, tuple[str, ...]],
+    label_values: tuple[Any, ...] = (0, 1),
 ) -> Any:
-    """Infer a schema from a clean sample and declare every range and vocabulary on it."""
+    """Infer a schema from a clean sample and declare every range and vocabulary on it (the
+    label's declared values too: an integer range, or a string domain for a text label)."""
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -29,9 +33,12 @@ def draft_schema(
                 feature.int_domain.min, feature.int_domain.max = int(low), int(high)
             else:
                 feature.float_domain.min, feature.float_domain.max = low, high
-        elif feature.name == spec.label:
-            feature.int_domain.min, feature.int_domain.max = 0, 1
+        elif feature.name == spec.label and feature.type == schema_pb2.INT:
+            numbers = [int(v) for v in label_values]
+            feature.int_domain.min, feature.int_domain.max = min(numbers), max(numbers)
             feature.int_domain.is_categorical = True
+        elif feature.name == spec.label:
+            categories = {**categories, spec.label: tuple(str(v) for v in label_values)}
     for name, values in categories.items():
         domain = tfdv.get_domain(schema, name)
         del domain.value[:]

@@ -29,10 +29,23 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from aiact.evidence import ACKNOWLEDGE
 from aiact.featureset import FeatureSplit
+from aiact.platform import DEVELOPMENT, PRODUCTION
 from aiact.policy import Check, GateResult, at_least, at_most, must_hold
 from components.evaluation.calibration import calibration
 from components.evaluation.drift import feature_drift, score_drift, worst
+from components.evaluation.fairness_statistics import (
+    BOOTSTRAP_RESAMPLES,
+    BOOTSTRAP_SEED,
+    CONFIDENCE,
+    DEFAULT_MIN_GROUP_SIZE,
+    INSUFFICIENT,
+    METRICS,
+    bootstrap_intervals,
+    group_statistics,
+    interval_text,
+)
 from components.evaluation.robustness import FeatureBlock, robustness
 
 GATE = "evaluation"
@@ -81,8 +94,32 @@ def performance(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dic
     }
 
 
-def fairness(labels: np.ndarray, predicted: np.ndarray, sensitive: np.ndarray) -> dict[str, Any]:
-    """Fairlearn's group metrics for one protected attribute."""
+def fairness(
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    sensitive: np.ndarray,
+    scores: np.ndarray | None = None,
+    *,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """Fairlearn's group metrics for one protected attribute, with their statistics.
+
+    Args:
+        labels: True labels of the holdout (0/1).
+        predicted: The model's decisions (0/1).
+        sensitive: The protected attribute's value of each row.
+        scores: The model's probabilities, for per-group ROC AUC (None: no AUC).
+        resamples: Bootstrap resamples of the confidence intervals.
+        seed: Seed of the bootstrap.
+        confidence: Coverage of the confidence intervals.
+
+    Returns:
+        The three metrics (fairlearn's point estimates), `by_group` (fairlearn's per-group
+        rates and count, plus accuracy, ROC AUC, positives and negatives), `group_sizes`, and
+        `confidence_intervals` (fairness_statistics.bootstrap_intervals).
+    """
     frame = MetricFrame(
         metrics={
             "selection_rate": selection_rate,
@@ -94,6 +131,15 @@ def fairness(labels: np.ndarray, predicted: np.ndarray, sensitive: np.ndarray) -
         y_pred=predicted,
         sensitive_features=sensitive,
     )
+    statistics = group_statistics(labels, predicted, sensitive, scores)
+    by_group: dict[str, dict[str, Any]] = {
+        str(group): {k: float(v) for k, v in row.items()}
+        for group, row in frame.by_group.to_dict(orient="index").items()
+    }
+    for group, row in by_group.items():
+        row.update(
+            {k: statistics[group][k] for k in ("accuracy", "roc_auc", "positives", "negatives")}
+        )
     return {
         "demographic_parity_difference": float(
             demographic_parity_difference(labels, predicted, sensitive_features=sensitive)
@@ -104,10 +150,11 @@ def fairness(labels: np.ndarray, predicted: np.ndarray, sensitive: np.ndarray) -
         "equalized_odds_difference": float(
             equalized_odds_difference(labels, predicted, sensitive_features=sensitive)
         ),
-        "by_group": {
-            str(group): {k: float(v) for k, v in row.items()}
-            for group, row in frame.by_group.to_dict(orient="index").items()
-        },
+        "by_group": by_group,
+        "group_sizes": {group: row["rows"] for group, row in statistics.items()},
+        "confidence_intervals": bootstrap_intervals(
+            labels, predicted, sensitive, resamples=resamples, seed=seed, confidence=confidence
+        ),
     }
 
 
@@ -156,23 +203,92 @@ def _performance_checks(
     return checks
 
 
+# The fairness limits for protected attributes the policy does not name.
+DEFAULT_FAIRNESS = "default"
+
+
+def _fairness_limits(declared: dict[str, Any], attribute: str) -> dict[str, Any] | None:
+    """The attribute's own limits, else the policy's `default` block, else None."""
+    limits = declared.get(attribute, declared.get(DEFAULT_FAIRNESS))
+    return limits if isinstance(limits, dict) else None
+
+
+def _insufficient_checks(
+    attribute: str,
+    result: dict[str, Any],
+    limits: dict[str, Any],
+    small: dict[str, int],
+    min_size: int,
+    environment: str,
+) -> list[Check]:
+    """A group below fairness_min_group_size: the metric checks report "insufficient data"
+    instead of a number. `insufficient_data[attribute]` passes outside production; in
+    production it passes only as a finding every approver must acknowledge explicitly (the
+    approval stage lists it on the request; an approval without it is refused and deployment
+    re-checks it), so shrinking a group is never a silent way around the fairness gate."""
+    groups = ", ".join(f"{attribute}={g} has {n} rows" for g, n in small.items())
+    intervals = result["confidence_intervals"]
+    confidence = intervals["confidence"]
+    checks = []
+    for name, comparison, key in (
+        ("demographic_parity_difference", "<=", "max_demographic_parity_difference"),
+        ("demographic_parity_ratio", ">=", "min_demographic_parity_ratio"),
+        ("equalized_odds_difference", "<=", "max_equalized_odds_difference"),
+    ):
+        detail = (
+            f"{INSUFFICIENT}: {groups} (< fairness_min_group_size {min_size}); "
+            f"point estimate {result[name]:.4f}, {interval_text(intervals[name], confidence)}, "
+            "not gated"
+        )
+        checks.append(
+            Check(f"{name}[{attribute}]", INSUFFICIENT, limits[key], comparison, True, detail)
+        )
+    production = environment == PRODUCTION
+    name = f"insufficient_data[{attribute}]"
+    verdict = (
+        f"{ACKNOWLEDGE}: fairness cannot be established for this group; "
+        f"aiact approve ... --acknowledge '{name}'"
+        if production
+        else f"passes outside production ({environment}); in production every approver must "
+        "acknowledge it"
+    )
+    checks.append(Check(name, min(small.values()), min_size, ">=", True, f"{groups}: {verdict}"))
+    return checks
+
+
 def _fairness_checks(
-    labels: np.ndarray, predicted: np.ndarray, test: FeatureSplit, declared: dict[str, Any]
+    labels: np.ndarray,
+    scores: np.ndarray,
+    predicted: np.ndarray,
+    test: FeatureSplit,
+    thresholds: dict[str, Any],
+    environment: str,
 ) -> tuple[list[Check], dict[str, Any]]:
+    """Fairness checks per protected attribute, against the evaluation policy section."""
+    declared = thresholds["fairness"]
+    min_size = int(thresholds.get("fairness_min_group_size", DEFAULT_MIN_GROUP_SIZE))
     checks: list[Check] = []
     by_attribute = {}
     for attribute in test.groups.columns:
-        result = fairness(labels, predicted, test.groups[attribute].to_numpy())
+        result = fairness(labels, predicted, test.groups[attribute].to_numpy(), scores)
+        small = {g: n for g, n in result["group_sizes"].items() if n < min_size}
+        result["min_group_size"] = min_size
+        result["insufficient_data"] = sorted(small)
         by_attribute[attribute] = result
-        if attribute not in declared:
+        limits = _fairness_limits(declared, attribute)
+        if limits is None:
             checks.append(
                 must_hold(
                     f"fairness_declared[{attribute}]", False, "no fairness threshold declared"
                 )
             )
             continue
-        limits = declared[attribute]
+        if small:
+            checks += _insufficient_checks(attribute, result, limits, small, min_size, environment)
+            continue
         groups = result["by_group"]
+        intervals = result["confidence_intervals"]
+        ci = {name: interval_text(intervals[name], intervals["confidence"]) for name in METRICS}
         lowest = min(groups, key=lambda g: groups[g]["selection_rate"])
         selection = f"lowest selection rate: {attribute}={lowest}"
         checks += [
@@ -180,19 +296,19 @@ def _fairness_checks(
                 f"demographic_parity_difference[{attribute}]",
                 _r(result["demographic_parity_difference"]),
                 limits["max_demographic_parity_difference"],
-                selection,
+                f"{selection}; {ci['demographic_parity_difference']}",
             ),
             at_least(
                 f"demographic_parity_ratio[{attribute}]",
                 _r(result["demographic_parity_ratio"]),
                 limits["min_demographic_parity_ratio"],
-                selection,
+                f"{selection}; {ci['demographic_parity_ratio']}",
             ),
             at_most(
                 f"equalized_odds_difference[{attribute}]",
                 _r(result["equalized_odds_difference"]),
                 limits["max_equalized_odds_difference"],
-                _widest_rate_gap(attribute, groups),
+                f"{_widest_rate_gap(attribute, groups)}; {ci['equalized_odds_difference']}",
             ),
         ]
     return checks, by_attribute
@@ -291,8 +407,14 @@ def evaluate(
     feature_names: list[str],
     blocks: list[FeatureBlock],
     production: ProductionReference | NoProductionReference,
+    environment: str = DEVELOPMENT,
 ) -> EvaluationOutcome:
-    """Every evaluation check, with the evidence behind it."""
+    """Every evaluation check, with the evidence behind it.
+
+    `environment` is the run's (aiact.platform.ENVIRONMENTS): in production a protected group
+    smaller than `fairness_min_group_size` fails the gate (`insufficient_data[attribute]`);
+    elsewhere it is recorded and passes.
+    """
     labels = test.labels
     scores = model(test.features)
     predicted = (scores >= threshold).astype(int)
@@ -301,7 +423,7 @@ def evaluate(
     base = performance(labels, base_scores, 0.5)
     checks = _performance_checks(perf, base, thresholds)
     fairness_checks, by_attribute = _fairness_checks(
-        labels, predicted, test, thresholds["fairness"]
+        labels, scores, predicted, test, thresholds, environment
     )
     robust = robustness(
         model, test.features, labels, blocks, threshold, thresholds["robustness"]["perturbation"]

@@ -4,6 +4,7 @@ reference data in MLMD, run the evaluation gate, write the structured report and
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiact.lineage import RunInfo
 from aiact.model_package import load_model_package
 from aiact.policy import section
 from aiact.stage import stage_execution
+from aiact.usecase import load_use_case, record_of, resolve_policy
 from components.evaluation import core
 from components.evaluation.reference import production_reference
 from components.evaluation.report_html import figures
@@ -34,9 +36,22 @@ def run_evaluation(
     report_path: Path,
     report_uri: str,
     report_html_path: Path,
+    use_case_uri: str = "",
 ) -> core.EvaluationOutcome:
-    """Run the stage; returns the outcome for the KFP UI. Raises GateFailed on a breach."""
-    with stage_execution(STAGE, run, metadata_uri) as stage:
+    """Run the stage; returns the outcome for the KFP UI. Raises GateFailed on a breach.
+
+    The use case (`use_case_uri`, '' = the bundled example) must be the one data preparation
+    read in this run; `policy` ({} = its policy.yaml) holds fairness limits for its declared
+    protected attributes. Only a production model of the same name and use case is a
+    reference."""
+    with (
+        stage_execution(STAGE, run, metadata_uri) as stage,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        use_case = load_use_case(use_case_uri, Path(scratch))
+        stage.inputs.append(record_of(use_case))
+        stage.properties["use_case"] = use_case.name
+        policy = resolve_policy(policy, use_case)
         policy_digest = stage.read_policy(policy)
         model_record = stage.read(lineage.MODEL, model_dir, model_uri, "model")
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
@@ -46,12 +61,20 @@ def run_evaluation(
             feature_set=features.content_sha256,
             policy=policy_digest,
         )
+        stage.require_same(
+            "use case",
+            use_case.sha256,
+            custody.digest("data_preparation", "use_case"),
+            "data preparation read",
+        )
         package = load_model_package(model_dir)
         splits = load_feature_set(feature_set_dir)
         transform = package.transform
         if transform.feature_names != feature_names(feature_set_dir):
             raise ValueError("the model's transform does not produce the feature set's columns")
-        production, reference_records = production_reference(stage.lineage, transform)
+        production, reference_records = production_reference(
+            stage.lineage, transform, str(package.manifest.get("model_name", "")), use_case.name
+        )
         # A production model identical to the candidate is already an input (as `model`).
         known = {(r.type_name, r.content_sha256) for r in stage.inputs}
         stage.inputs += [
@@ -66,6 +89,7 @@ def run_evaluation(
             feature_names=transform.feature_names,
             blocks=feature_blocks(transform),
             production=production,
+            environment=stage.run.environment,
         )
         report = build_report(
             "Model evaluation report",

@@ -21,14 +21,37 @@ from components.evaluation.core import NoProductionReference, ProductionReferenc
 NO_PRODUCTION_MODEL = "no production model in the metadata store (first deployment)"
 
 
-def production_model(store: LineageStore) -> mlmd_pb.Artifact | None:
-    """The current production model: the latest-updated Model whose stage is `production`."""
+def production_model(
+    store: LineageStore, model_name: str = "", use_case: str = ""
+) -> mlmd_pb.Artifact | None:
+    """The current production model of `model_name` and `use_case` (any, when empty): the
+    latest-updated Model whose stage is `production` and whose training feature set was made
+    for that use case."""
     models = [
         a
         for a in store.store.get_artifacts_by_type(lineage.MODEL)
         if properties_of(a).get("stage") == "production"
+        and (not model_name or properties_of(a).get("model_name") == model_name)
     ]
+    if use_case:
+        models = [m for m in models if _use_case_of(store, m) == use_case]
     return max(models, key=lambda a: (a.last_update_time_since_epoch, a.id), default=None)
+
+
+def _use_case_of(store: LineageStore, model: mlmd_pb.Artifact) -> str:
+    """The use case a model was trained for (recorded on its training feature set)."""
+    feature_set = _training_feature_set(store, model)
+    return str(properties_of(feature_set).get("use_case", "")) if feature_set else ""
+
+
+def _others(store: LineageStore) -> str:
+    """The production models in the store, as `name (use case)`, for a mismatch message."""
+    found = sorted(
+        f"{properties_of(a).get('model_name', '?')} ({_use_case_of(store, a) or 'no use case'})"
+        for a in store.store.get_artifacts_by_type(lineage.MODEL)
+        if properties_of(a).get("stage") == "production"
+    )
+    return ", ".join(found)
 
 
 def _training_feature_set(store: LineageStore, model: mlmd_pb.Artifact) -> mlmd_pb.Artifact | None:
@@ -50,13 +73,21 @@ def _training_feature_set(store: LineageStore, model: mlmd_pb.Artifact) -> mlmd_
 
 
 def production_reference(
-    store: LineageStore, transform: FittedTransform
+    store: LineageStore, transform: FittedTransform, model_name: str = "", use_case: str = ""
 ) -> tuple[ProductionReference | NoProductionReference, list[ArtifactRecord]]:
-    """The production reference (through the candidate's `transform`) and the artefacts it
-    came from, to record as inputs; or why there is none."""
-    model = production_model(store)
+    """The production reference of the same model name and use case (through the
+    candidate's `transform`) and the artefacts it came from, to record as inputs; or why there
+    is none. Production models of other names or use cases are never compared with."""
+    model = production_model(store, model_name, use_case)
     if model is None:
-        return NoProductionReference(NO_PRODUCTION_MODEL), []
+        others = _others(store) if model_name or use_case else ""
+        if not others:
+            return NoProductionReference(NO_PRODUCTION_MODEL), []
+        return NoProductionReference(
+            f"no production model {model_name or '(any name)'} of use case "
+            f"{use_case or '(any)'} (first deployment of this model and use case); production "
+            f"models of other names or use cases are not compared: {others}"
+        ), []
     version = str(properties_of(model).get("version", model.name[:16]))
     feature_set = _training_feature_set(store, model)
     if feature_set is None:

@@ -9,7 +9,7 @@ from components.images import DATA_IMAGE
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
 def feature_engineering(
     dataset: Input[Dataset],
-    use_case: str,
+    use_case_uri: str,
     gate_policy: dict,
     seed: int,
     run_id: str,
@@ -31,7 +31,7 @@ def feature_engineering(
         metadata_uri=metadata_uri,
         dataset_dir=Path(dataset.path),
         dataset_uri=dataset.uri,
-        use_case=use_case,
+        use_case_uri=use_case_uri,
         policy=gate_policy,
         seed=seed,
         feature_set_dir=Path(feature_set.path),

@@ -34,14 +34,26 @@ def strata(frame: pd.DataFrame, spec: FeatureSpec, min_size: int = 20) -> pd.Ser
     return keys
 
 
+DEFAULT_FRACTIONS = {"train": 0.7, "validation": 0.15, "test": 0.15}
+
+
 def split_frame(
-    frame: pd.DataFrame, spec: FeatureSpec, seed: int, holdout: float = 0.3
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    seed: int,
+    fractions: dict[str, float] | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """70/15/15 split, deterministic for a seed, stratified by label and protected groups."""
+    """Train/validation/test split by the policy's fractions (default 70/15/15), deterministic
+    for a seed, stratified by label and protected groups."""
+    fractions = fractions or DEFAULT_FRACTIONS
     stratum = strata(frame, spec)
+    holdout = fractions["validation"] + fractions["test"]
     train, rest = train_test_split(frame, test_size=holdout, random_state=seed, stratify=stratum)
     validation, test = train_test_split(
-        rest, test_size=0.5, random_state=seed, stratify=stratum.loc[rest.index]
+        rest,
+        test_size=fractions["test"] / holdout,
+        random_state=seed,
+        stratify=stratum.loc[rest.index],
     )
     return {
         name: part.sort_index().reset_index(drop=True)
@@ -95,14 +107,18 @@ def range_checks(frame: pd.DataFrame, spec: FeatureSpec, limit: float) -> list[C
 
 
 def engineer_features(
-    frame: pd.DataFrame, spec: FeatureSpec, thresholds: dict[str, Any], seed: int
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    thresholds: dict[str, Any],
+    seed: int,
+    fractions: dict[str, float] | None = None,
 ) -> tuple[GateResult, FittedTransform | None, dict[str, FeatureSplit]]:
     """Run the feature gate; the transform and splits only when the schema holds."""
     checks = schema_checks(frame, spec)
     if not checks[0].passed:
         return GateResult(GATE, tuple(checks)), None, {}
     checks += range_checks(frame, spec, thresholds["max_out_of_range_rate"])
-    parts = split_frame(frame, spec, seed)
+    parts = split_frame(frame, spec, seed, fractions)
     transform = fit_transform(parts["train"], spec)
     splits = {}
     for name, part in parts.items():

@@ -3,6 +3,7 @@ feature set and the fitted transform, record lineage (with statistics digests be
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,8 @@ from aiact.evidence import build_report, write_report
 from aiact.featureset import save_feature_set
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
-from aiact.specs import load_feature_spec
 from aiact.stage import stage_execution
+from aiact.usecase import load_use_case, record_of, resolve_policy, split_fractions
 from components.data_preparation.core import statistics_digest
 from components.data_preparation.executor import DATA_FILE
 from components.feature_engineering import core
@@ -28,7 +29,7 @@ def run_feature_engineering(
     metadata_uri: str,
     dataset_dir: Path,
     dataset_uri: str,
-    use_case: str,
+    use_case_uri: str,
     policy: dict[str, Any],
     seed: int,
     feature_set_dir: Path,
@@ -39,20 +40,36 @@ def run_feature_engineering(
     report_uri: str,
     report_html_path: Path | None = None,
 ) -> dict[str, PropertyValue]:
-    """Run the stage; returns the feature set's metadata. Raises GateFailed on a breach."""
-    spec = load_feature_spec(use_case)
-    with stage_execution(STAGE, run, metadata_uri) as stage:
+    """Run the stage; returns the feature set's metadata. Raises GateFailed on a breach.
+
+    The use case (`use_case_uri`, '' = the bundled example) must be the one data preparation
+    read in this run; `policy` ({} = the use case's policy.yaml) sets the split fractions."""
+    with (
+        stage_execution(STAGE, run, metadata_uri) as stage,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        use_case = load_use_case(use_case_uri, Path(scratch))
+        stage.inputs.append(record_of(use_case))
+        stage.properties["use_case"] = use_case.name
+        spec = use_case.spec
+        policy = resolve_policy(policy, use_case)
         policy_digest = stage.read_policy(policy)
         read = stage.read(lineage.DATASET, dataset_dir, dataset_uri, "dataset")
         stage.properties["input_version"] = lineage.version_of(read.content_sha256)
-        stage.verify_upstream(
+        custody = stage.verify_upstream(
             through="data_preparation", dataset=read.content_sha256, policy=policy_digest
+        )
+        stage.require_same(
+            "use case",
+            use_case.sha256,
+            custody.digest("data_preparation", "use_case"),
+            "data preparation read",
         )
         frame = pd.read_csv(dataset_dir / DATA_FILE)
         before = statistics_digest(frame)
         stage.record_statistics("before", before)
         gate, transform, splits = core.engineer_features(
-            frame, spec, section(policy, "features"), seed
+            frame, spec, section(policy, "features"), seed, split_fractions(policy)
         )
         sections: dict[str, Any] = {"statistics_before": before}
         if transform is not None:
@@ -82,6 +99,8 @@ def run_feature_engineering(
         metadata: dict[str, PropertyValue] = {
             "features": len(transform.feature_names),
             "seed": seed,
+            "use_case": use_case.name,
+            "use_case_sha256": use_case.sha256,
             **{f"rows_{name}": len(s.raw) for name, s in splits.items()},
         }
         record = stage.wrote(

@@ -12,6 +12,7 @@ def integration_testing(
     registration: Input[Artifact],
     feature_set: Input[Dataset],
     gate_policy: dict,
+    use_case_uri: str,
     run_id: str,
     metadata_uri: str,
     integration_report: Output[Artifact],
@@ -33,6 +34,7 @@ def integration_testing(
         feature_set_dir=Path(feature_set.path),
         feature_set_uri=feature_set.uri,
         policy=gate_policy,
+        use_case_uri=use_case_uri,
         report_path=Path(integration_report.path),
         report_uri=integration_report.uri,
     )

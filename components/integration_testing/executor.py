@@ -3,6 +3,7 @@ integration environment), test it, record the report."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from aiact.lineage import PropertyValue, RunInfo
 from aiact.model_package import load_model_package
 from aiact.policy import section
 from aiact.stage import stage_execution
+from aiact.usecase import load_use_case, record_of, resolve_policy
 from components.integration_testing import core
 
 STAGE = "integration_testing"
@@ -32,21 +34,35 @@ def run_integration_testing(
     policy: dict[str, Any],
     report_path: Path,
     report_uri: str,
+    use_case_uri: str = "",
 ) -> dict[str, PropertyValue]:
-    """Run the stage; raises GateFailed when a test fails."""
-    with stage_execution(STAGE, run, metadata_uri) as stage:
+    """Run the stage; raises GateFailed when a test fails. `policy` {} = the policy.yaml of
+    the use case (`use_case_uri`, '' = the bundled example)."""
+    with (
+        stage_execution(STAGE, run, metadata_uri) as stage,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        use_case = load_use_case(use_case_uri, Path(scratch))
+        stage.inputs.append(record_of(use_case))
+        policy = resolve_policy(policy, use_case)
         policy_digest = stage.read_policy(policy)
         model = stage.read(lineage.MODEL, model_dir, model_uri, "model")
         registration = stage.read(
             lineage.MODEL_REGISTRATION, registration_path, registration_uri, "registration"
         )
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
-        stage.verify_upstream(
+        custody = stage.verify_upstream(
             through="registration",
             model=model.content_sha256,
             feature_set=features.content_sha256,
             registration=registration.content_sha256,
             policy=policy_digest,
+        )
+        stage.require_same(
+            "use case",
+            use_case.sha256,
+            custody.digest("data_preparation", "use_case"),
+            "data preparation read",
         )
         package = load_model_package(model_dir)
         holdout = load_feature_set(feature_set_dir)["test"]

@@ -13,10 +13,12 @@ from aiact.lineage import LineageStore, RunInfo
 from aiact.policy import GateFailed
 from aiact.refdata import generate_credit_data, write_reference_dataset
 from aiact.specs import spec_text
+from aiact.usecase import BUNDLED_USE_CASE, load_use_case
 from components.data_preparation import core
 from components.data_preparation.executor import run_data_preparation
 
 PROTECTED = ("sex", "age_band")
+CREDIT = load_use_case("", BUNDLED_USE_CASE)
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +33,7 @@ def _gate(frame: pd.DataFrame, schema_path: Path, policy: dict) -> core.QualityO
         frame,
         schema_path,
         policy["data_quality"],
-        label="creditworthy",
-        protected_attributes=PROTECTED,
+        declared=core.declared_of(CREDIT),
     )
 
 
@@ -91,7 +92,7 @@ def test_executor_records_failed_gate_evidence(tmp_path: Path, policy: dict, run
             metadata_uri=uri,
             source_uri=str(data.data_path),
             data_card_uri=str(data.data_card_path),
-            use_case="credit",
+            use_case_uri="",
             policy=policy,
             dataset_dir=tmp_path / "out/dataset",
             dataset_uri="out/dataset",
@@ -122,7 +123,7 @@ def test_rerun_on_unchanged_input_creates_no_new_version(
             metadata_uri=uri,
             source_uri=str(data.data_path),
             data_card_uri=str(data.data_card_path),
-            use_case="credit",
+            use_case_uri="",
             policy=policy,
             dataset_dir=out / "dataset",
             dataset_uri=str(out / "dataset"),
@@ -155,7 +156,7 @@ def test_data_card_without_required_fields_is_refused(
             metadata_uri="memory:",
             source_uri=str(data.data_path),
             data_card_uri=str(data.data_card_path),
-            use_case="credit",
+            use_case_uri="",
             policy=policy,
             dataset_dir=tmp_path / "d",
             dataset_uri="d",

@@ -80,6 +80,12 @@ def test_deployment_requires_approval_of_this_model() -> None:
         _authorise(_approval(), run_id="run-2")
     with pytest.raises(DeploymentRefused, match="requires 2"):
         _authorise(_approval(), environment="production", required_approvals=2)
+    needs = _approval()
+    needs["request"]["acknowledgements_required"] = ["insufficient_data[age_band]"]
+    with pytest.raises(DeploymentRefused, match=r"bob \(insufficient_data\[age_band\]\)"):
+        _authorise(needs)
+    needs["decisions"][0]["acknowledged"] = ["insufficient_data[age_band]"]
+    assert _authorise(needs)["approver"] == "bob"
 
 
 def _model(artifact_id: int, name: str) -> mlmd_pb.Artifact:

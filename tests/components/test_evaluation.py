@@ -283,6 +283,41 @@ def test_stage_compares_with_the_production_models_reference_data(
     assert _evaluation_record(sqlite_uri, run)[0] == "COMPLETE"
 
 
+@pytest.mark.parametrize("other", ["model_name", "use_case"])
+def test_a_production_model_of_another_name_or_use_case_is_never_the_reference(
+    tmp_path: Path,
+    sqlite_uri: str,
+    policy: dict,
+    clean_package: tuple[Path, ModelPackage],
+    clean_features: tuple[FittedTransform, dict[str, FeatureSplit]],
+    other: str,
+) -> None:
+    """Two use cases in one store: the other's production model is not compared with."""
+    model_dir, _ = clean_package
+    feature_dir = _save_features(tmp_path / "features", *clean_features)
+    elsewhere = RunInfo(run_id="other-use-case-run")
+    ids = record_upstream(sqlite_uri, elsewhere, feature_dir, model_dir, load_policy())
+    store = LineageStore.connect(sqlite_uri)
+    store.update_artifact(ids["model"], {"stage": "production"})
+    if other == "model_name":
+        store.update_artifact(ids["model"], {"model_name": "income-model"})
+    else:
+        store.update_artifact(ids["feature_set"], {"use_case": "income"})
+    run = RunInfo(run_id="this-run")
+    record_upstream(sqlite_uri, run, feature_dir, model_dir, load_policy())
+    outcome = _stage(tmp_path, sqlite_uri, run, policy, feature_dir, model_dir)
+    [check] = [c for c in outcome.gate.checks if c.name == "production_reference"]
+    assert check.passed
+    assert check.detail.startswith(
+        "no production model credit-scoring of use case credit (first deployment of this model "
+        "and use case); production models of other names or use cases are not compared: "
+    )
+    assert ("income-model (credit)" if other == "model_name" else "credit-scoring (income)") in (
+        check.detail
+    )
+    assert "production_model" not in _evaluation_record(sqlite_uri, run)[2]
+
+
 def test_loaded_transform_reproduces_the_feature_set(
     tmp_path: Path, clean_features: tuple[FittedTransform, dict[str, FeatureSplit]]
 ) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 
 from aiact.refdata import generate_credit_data
 from aiact.specs import load_feature_spec
+from aiact.usecase import split_fractions
 from components.feature_engineering.core import (
     declared_feature_names,
     engineer_features,
@@ -81,3 +82,33 @@ def test_feature_names_must_match_the_spec(policy: dict) -> None:
     )
     assert transform is not None and transform.feature_names == declared_feature_names(spec)
     assert "feature_names_match_spec" in {c.name for c in gate.checks if c.passed}
+
+
+def test_default_policy_splits_a_thousand_rows_and_halts_below_its_minimum(policy: dict) -> None:
+    spec = load_feature_spec("credit")
+    fractions = split_fractions(policy)
+    gate, _, splits = engineer_features(
+        generate_credit_data(1000, seed=5), spec, policy["features"], 1, fractions
+    )
+    assert gate.passed, [c.describe() for c in gate.breaches]
+    assert {name: len(s.raw) for name, s in splits.items()} == {
+        "train": 700,
+        "validation": 150,
+        "test": 150,
+    }
+    small, _, _ = engineer_features(
+        generate_credit_data(600, seed=5), spec, policy["features"], 1, fractions
+    )
+    assert {c.name for c in small.breaches} == {"split_rows[validation]", "split_rows[test]"}
+
+
+def test_split_fractions_come_from_the_policy() -> None:
+    frame = generate_credit_data(2000, seed=5)
+    parts = split_frame(
+        frame, load_feature_spec("credit"), 1, {"train": 0.5, "validation": 0.2, "test": 0.3}
+    )
+    assert {name: len(p) for name, p in parts.items()} == {
+        "train": 1000,
+        "validation": 400,
+        "test": 600,
+    }

@@ -1,1 +1,0 @@
-"""Versioned gate policies shipped with the suite."""
