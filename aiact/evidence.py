@@ -12,6 +12,18 @@ from typing import Any
 
 from aiact.policy import GateResult
 
+# Marks a passed check that every approver must acknowledge explicitly (e.g. a fairness check
+# with too few members of a group to conclude, in production).
+ACKNOWLEDGE = "requires every approver's acknowledgement"
+
+
+def acknowledgements_required(report: dict[str, Any]) -> tuple[str, ...]:
+    """The findings of a gate report that every approver must acknowledge."""
+    checks = (report.get("gate") or {}).get("checks") or []
+    return tuple(
+        str(c["name"]) for c in checks if c.get("passed") and ACKNOWLEDGE in str(c.get("detail"))
+    )
+
 
 def build_report(
     title: str, gate: GateResult | None, sections: dict[str, Any], *, policy_sha256: str = ""

@@ -61,8 +61,12 @@ class ApprovalRequest:
     environment: str
     expires_at: str
     required_approvals: int = 1
+    # Findings every approving decision must acknowledge explicitly (e.g. a fairness check
+    # with too few members of a group to conclude, insufficient_data[age_band]).
+    acknowledgements_required: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "acknowledgements_required", tuple(self.acknowledgements_required))
         required = self.required_approvals
         if isinstance(required, bool) or not isinstance(required, int):
             raise ApprovalError(f"required_approvals must be an integer, got {required!r}")
@@ -81,8 +85,11 @@ class Decision:
     reason: str
     decided_at: str
     kind: str = HUMAN
+    # The request's acknowledgements_required this approver explicitly accepts.
+    acknowledged: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "acknowledged", tuple(self.acknowledged))
         if self.decision not in (APPROVED, REJECTED):
             raise ApprovalError(f"decision must be {APPROVED!r} or {REJECTED!r}")
         if not self.approver:
@@ -140,6 +147,13 @@ def tally(request: ApprovalRequest, decisions: Sequence[Decision]) -> Tally:
     return Tally(APPROVED, approvers, "", "; ".join(reasons))
 
 
+def missing_acknowledgements(request: ApprovalRequest, decision: Decision) -> list[str]:
+    """The request's required acknowledgements an approving decision does not make."""
+    if decision.decision != APPROVED:
+        return []
+    return [a for a in request.acknowledgements_required if a not in decision.acknowledged]
+
+
 def check_approver_group(group: str) -> None:
     """Refuse an approver group that would admit anyone.
 
@@ -193,6 +207,13 @@ def check_decision(
     if decision.approver == request.requested_by:
         raise ApprovalError(
             f"four-eyes: {decision.approver} requested approval {name!r} and cannot decide it"
+        )
+    missing = missing_acknowledgements(request, decision)
+    if missing:
+        flags = " ".join(f"--acknowledge '{item}'" for item in missing)
+        raise ApprovalError(
+            f"approval {name!r} needs every approver to acknowledge {', '.join(missing)} "
+            f"(see the evaluation report): approve with {flags}"
         )
     if any(taken.approver == decision.approver for taken in decisions):
         raise ApprovalError(

@@ -89,6 +89,11 @@ def to_resource(request: ApprovalRequest) -> dict[str, Any]:
             "requiredApprovals": request.required_approvals,
             "environment": request.environment,
             "expiry": request.expires_at,
+            **(
+                {"acknowledgementsRequired": list(request.acknowledgements_required)}
+                if request.acknowledgements_required
+                else {}
+            ),
         },
     }
 
@@ -110,6 +115,7 @@ def request_of(resource: dict[str, Any]) -> ApprovalRequest:
         environment=spec.get("environment", ""),
         expires_at=spec["expiry"],
         required_approvals=int(spec.get("requiredApprovals", 1)),
+        acknowledgements_required=tuple(spec.get("acknowledgementsRequired") or ()),
     )
 
 
@@ -122,6 +128,7 @@ def decisions_of(resource: dict[str, Any]) -> list[Decision]:
             reason=stored.get("reason", ""),
             decided_at=stored["time"],
             kind=stored.get("kind", "human"),
+            acknowledged=tuple(stored.get("acknowledged") or ()),
         )
         for stored in (resource.get("status") or {}).get("decisions") or []
     ]
@@ -135,6 +142,7 @@ def decision_entry(decision: Decision) -> dict[str, Any]:
         "reason": decision.reason,
         "time": decision.decided_at,
         "kind": decision.kind,
+        **({"acknowledged": list(decision.acknowledged)} if decision.acknowledged else {}),
     }
 
 

@@ -3,13 +3,14 @@ the decisions in MLMD."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiact import lineage
 from aiact.approval import ApprovalError, ApprovalRequest, backend_from_uri, tally, to_dict
-from aiact.evidence import write_json
+from aiact.evidence import acknowledgements_required, write_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.observability import log_event
 from aiact.platform import resolve_run_settings
@@ -94,6 +95,9 @@ def run_approval(
                 expires_at=expires.replace(microsecond=0).isoformat(),
                 required_approvals=core.required_approvals(
                     stage.run.environment, settings.required_approvals
+                ),
+                acknowledgements_required=acknowledgements_required(
+                    json.loads(evaluation_report_path.read_text())
                 ),
             )
         )

@@ -12,6 +12,7 @@ from aiact.approval import (
     ApprovalError,
     ApprovalRequest,
     Decision,
+    missing_acknowledgements,
     tally,
 )
 
@@ -82,6 +83,16 @@ def authorise(
         raise DeploymentRefused(
             f"a demo approval ({', '.join(demos)}) cannot authorise a deployment in "
             f"{environment!r}: demo approvals exist only with the local backend in development"
+        )
+    unacknowledged = [
+        f"{d.approver} ({', '.join(missing_acknowledgements(request, d))})"
+        for d in decisions
+        if missing_acknowledgements(request, d)
+    ]
+    if unacknowledged:
+        raise DeploymentRefused(
+            f"approvals without the acknowledgements the request requires: "
+            f"{'; '.join(unacknowledged)}: deployment refused"
         )
     outcome = tally(request, decisions)
     if outcome.status != APPROVED:

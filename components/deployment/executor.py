@@ -16,7 +16,7 @@ from typing import Any
 from aiact import lineage
 from aiact.approval import backend_from_uri, to_dict
 from aiact.custody import Custody
-from aiact.evidence import write_json
+from aiact.evidence import acknowledgements_required, write_json
 from aiact.hashing import sha256_json
 from aiact.ledger import LedgerError, ledger_from_uri
 from aiact.lineage import PropertyValue, RunInfo
@@ -46,12 +46,12 @@ def _live_approval(custody: Custody, document: dict[str, Any]) -> None:
     backend_uri = str(custody.links["approval"].properties.get("approval_backend", ""))
     backend = backend_from_uri(backend_uri)
     name = str((document.get("request") or {}).get("name", ""))
-    live_request = to_dict(backend.request(name))
+    live_request = json.loads(json.dumps(to_dict(backend.request(name))))
     if any(document["request"].get(k) != v for k, v in live_request.items()):
         raise core.DeploymentRefused(
             f"approval artefact for {name!r} differs from the request held by {backend_uri}"
         )
-    live = [to_dict(d) for d in backend.decisions(name)]
+    live = [json.loads(json.dumps(to_dict(d))) for d in backend.decisions(name)]
     if not core.same_decisions(document, live):
         raise core.DeploymentRefused(
             f"approval artefact for {name!r} lists decisions the approval backend "
@@ -97,6 +97,18 @@ def run_deployment(
             required_approvals=settings.required_approvals,
             demo_allowed=settings.demo_allowed,
         )
+        evaluation = stage.verifier.document(
+            custody.links["evaluation"].outputs["evaluation_report"]
+        )
+        omitted = sorted(
+            set(acknowledgements_required(evaluation))
+            - set(document["request"].get("acknowledgements_required") or ())
+        )
+        if omitted:
+            raise core.DeploymentRefused(
+                f"the approval request omits findings of the evaluation every approver must "
+                f"acknowledge: {', '.join(omitted)}"
+            )
         _live_approval(custody, document)
         if not settings.ledger_uri:
             raise LedgerError(

@@ -211,3 +211,23 @@ def test_unknown_request_and_backend(tmp_path: Path) -> None:
         _backend(tmp_path).decide("nope", _decision())
     with pytest.raises(ApprovalError, match="not available"):
         backend_from_uri("kubernetes")
+
+
+def test_an_approval_must_make_the_requested_acknowledgements(tmp_path: Path) -> None:
+    """Both backends share check_decision: an approval that skips a finding the request says
+    must be acknowledged is refused (deployment re-checks the records, test_deployment)."""
+    from dataclasses import replace
+
+    from aiact.approval.local import LocalApprovalBackend
+
+    backend = LocalApprovalBackend(tmp_path)
+    request = replace(_request("ack"), acknowledgements_required=("insufficient_data[age_band]",))
+    backend.ensure_request(request)
+    when = EARLY
+    with pytest.raises(ApprovalError, match=r"--acknowledge 'insufficient_data\[age_band\]'"):
+        backend.decide("ack", Decision(APPROVED, "alice", "ok", when))
+    backend.decide(
+        "ack",
+        Decision(APPROVED, "alice", "ok", when, acknowledged=("insufficient_data[age_band]",)),
+    )
+    assert tally(backend.request("ack"), backend.decisions("ack")).status == "approved"

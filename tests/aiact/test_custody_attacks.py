@@ -5,9 +5,9 @@ that the attack is refused with a message naming the broken link, and that audit
 what was done.
 
 Two genuine runs are built once per module with the real stage executors (tests/chain.py):
-`good` (passes every gate through integration testing) and `bad` (label-biased data; its
-evaluation FAILS). Each test works on its own copy of the SQLite store; tests that edit files
-restore them.
+`good` (passes every gate through integration testing) and `bad` (an undertrained model on
+other clean data; its evaluation FAILS). Each test works on its own copy of the SQLite store;
+tests that edit files restore them.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from aiact.hashing import sha256_path
 from aiact.lineage import LineageStore
 from aiact.platform import PlatformError
 from aiact.policy import GateFailed
-from tests.chain import Chain
+from tests.chain import UNDERTRAINED, Chain
 
 
 @dataclass
@@ -52,7 +52,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     store_file = root / "mlmd.sqlite"
     uri = f"sqlite://{store_file}"
     good = Chain(root, uri, "good").through_integration()
-    bad = Chain(root, uri, "bad", label_bias=0.7)
+    bad = Chain(root, uri, "bad", data_seed=8, hyperparameters=UNDERTRAINED)
     bad.prepare()
     bad.engineer()
     bad.train()
@@ -64,7 +64,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 def _at(chain: Chain, uri: str, root: Path) -> Chain:
     """The same run, recording into another store and writing new outputs under `root` (the
     module's genuine evidence files stay as they are)."""
-    copy = Chain(root, uri, chain.run_id, label_bias=chain.label_bias)
+    copy = Chain(
+        root,
+        uri,
+        chain.run_id,
+        data_seed=chain.data_seed,
+        hyperparameters=chain.hyperparameters,
+    )
     copy.paths = dict(chain.paths)
     return copy
 
@@ -305,7 +311,7 @@ def test_every_spelling_of_an_environment_is_refused(
             metadata_uri=uri,
             source_uri=str(runs.good.root / "data" / "3000-7-0" / "data.csv"),
             data_card_uri=str(runs.good.root / "data" / "3000-7-0" / "data_card.yaml"),
-            use_case="credit",
+            use_case_uri="",
             policy=chain.policy,
             dataset_dir=tmp_path / "dataset",
             dataset_uri=str(tmp_path / "dataset"),
@@ -342,7 +348,7 @@ def test_a_parameter_contradicting_the_platform_fails_the_run(
             metadata_uri=uri,
             source_uri=str(runs.good.root / "data" / "3000-7-0" / "data.csv"),
             data_card_uri=str(runs.good.root / "data" / "3000-7-0" / "data_card.yaml"),
-            use_case="credit",
+            use_case_uri="",
             policy=chain.policy,
             dataset_dir=tmp_path / "dataset",
             dataset_uri=str(tmp_path / "dataset"),

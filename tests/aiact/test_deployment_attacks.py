@@ -25,7 +25,7 @@ from aiact.lineage import LineageStore
 from aiact.platform import PlatformError
 from aiact.policy import GateFailed
 from components.deployment.core import DeploymentRefused, authorise
-from tests.chain import Chain
+from tests.chain import UNDERTRAINED, Chain
 
 
 @dataclass
@@ -67,7 +67,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     good.deploy()
     twin = Chain(root, uri, "twin").through_integration()
     twin.approve()
-    bad = Chain(root, uri, "bad", label_bias=0.7)
+    bad = Chain(root, uri, "bad", data_seed=8, hyperparameters=UNDERTRAINED)
     bad.prepare()
     bad.engineer()
     bad.train()
@@ -84,7 +84,13 @@ def private(world: World, tmp_path: Path) -> Iterator[tuple[str, str]]:
 
 
 def _at(chain: Chain, uri: str, root: Path) -> Chain:
-    copy = Chain(root, uri, chain.run_id, label_bias=chain.label_bias)
+    copy = Chain(
+        root,
+        uri,
+        chain.run_id,
+        data_seed=chain.data_seed,
+        hyperparameters=chain.hyperparameters,
+    )
     copy.paths = dict(chain.paths)
     return copy
 

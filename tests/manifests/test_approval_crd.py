@@ -88,6 +88,7 @@ def _approval(
     required: int = 2,
     group: str = APPROVER_GROUP,
     environment: str = "production",
+    acknowledgements: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A ModelApproval exactly as the Kubernetes backend creates and decides it."""
     request = ApprovalRequest(
@@ -104,6 +105,7 @@ def _approval(
         environment=environment,
         expires_at=EXPIRY,
         required_approvals=required,
+        acknowledgements_required=acknowledgements,
     )
     resource = to_resource(request)
     resource["metadata"].update(
@@ -553,6 +555,30 @@ def test_policy_refuses_a_group_that_admits_anyone(rules: ClusterRules, group: s
     )
     verdict = rules.policy_verdict("aiact-modelapproval-requests", create)
     assert verdict is not None and any("would admit anyone" in m for m in verdict), verdict
+
+
+def test_policy_requires_the_acknowledgements_the_request_lists(rules: ClusterRules) -> None:
+    """A request whose evaluation had too few members of a group to conclude: an approval
+    that does not acknowledge that finding is refused; one that does is admitted."""
+    finding = "insufficient_data[age_band]"
+    created = _approval(acknowledgements=(finding,))
+    silent = _decided(created, _yes("alice@example.com"))
+    _refused(
+        _write(rules, silent, created, "alice@example.com"), 403, "must acknowledge every finding"
+    )
+    aware = Decision(
+        APPROVED,
+        "alice@example.com",
+        "group too small; accepted",
+        EXPIRY[:10] + "T09:00:00Z",
+        acknowledged=(finding,),
+    )
+    assert _write(rules, _decided(created, aware), created, "alice@example.com") is None
+    # A rejection needs no acknowledgement.
+    assert (
+        _write(rules, _decided(created, _no("alice@example.com")), created, "alice@example.com")
+        is None
+    )
 
 
 def test_policy_refuses_a_changed_or_extra_decision(rules: ClusterRules) -> None:

@@ -124,8 +124,27 @@ def test_deployed_model_traces_to_raw_data_code_evaluation_and_approval(
     assert "code_commit" in run and attached["code_commit"] == run["code_commit"]
 
 
-def test_biased_data_halts_at_the_evaluation_gate(tmp_path: Path) -> None:
+def test_biased_data_halts_at_the_data_gate(tmp_path: Path) -> None:
+    """Art. 10(2)(f): women's favourable-label rate far below men's stops the run at data
+    preparation, before any model is trained on it."""
     config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", label_bias=0.7)
+    result = run_local(config)
+    assert not result.succeeded and "'data-preparation'" in result.error
+    assert _stages(config, result.run_id) == {"data_preparation": "FAILED"}
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    [execution] = store.executions_of_run(result.run_id)
+    assert "favourable_rate_ratio[sex]" in str(execution.properties["gate_breaches"])
+    assert store.store.get_artifacts_by_type(lineage.MODEL) == []
+
+
+def test_an_undertrained_model_halts_at_the_evaluation_gate(tmp_path: Path) -> None:
+    config = LocalRunConfig(
+        workdir=tmp_path,
+        demo_approver="dana",
+        overrides={
+            "hyperparameters": {"max_epochs": 1, "hidden_units": [2], "learning_rate": 1e-5}
+        },
+    )
     result = run_local(config)
     assert not result.succeeded and "'evaluation'" in result.error
     assert _stages(config, result.run_id) == {
@@ -138,7 +157,7 @@ def test_biased_data_halts_at_the_evaluation_gate(tmp_path: Path) -> None:
     [report] = store.artifacts_of_run(result.run_id, lineage.EVALUATION_REPORT)
     assert _props(report)["passed"] is False
     [evaluation] = [e for e in store.executions_of_run(result.run_id) if e.stage == "evaluation"]
-    assert "equalized_odds_difference[sex]" in str(evaluation.properties["gate_breaches"])
+    assert "accuracy_gap_to_baseline" in str(evaluation.properties["gate_breaches"])
     models = store.store.get_artifacts_by_type(lineage.MODEL)
     assert [_props(m)["stage"] for m in models] == ["experimental"]
 
@@ -231,8 +250,7 @@ def test_two_concurrent_runs_on_one_store_keep_their_identities(tmp_path: Path) 
     assert run_ids[0] != run_ids[1]
     config = LocalRunConfig(workdir=tmp_path)
     assert _stages(config, run_ids[0])["deployment"] == "COMPLETE"
-    assert _stages(config, run_ids[1])["evaluation"] == "FAILED"
-    assert "deployment" not in _stages(config, run_ids[1])
+    assert _stages(config, run_ids[1]) == {"data_preparation": "FAILED"}
     import json
 
     for run_id, text in zip(run_ids, outputs, strict=True):
