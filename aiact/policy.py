@@ -158,6 +158,25 @@ def check_floor(policy: Mapping[str, Any], floor: Mapping[str, Any]) -> list[str
     return _floor_violations(policy, _fairness_floor(policy, floor), "")
 
 
+def floor_differences(policy: Mapping[str, Any], floor: Mapping[str, Any]) -> list[str]:
+    """Where a policy that meets the floor differs from it (stricter limits), one line each,
+    e.g. "evaluation.min_accuracy 0.75 (platform floor 0.7)": what an approver is shown.
+    Keys the floor does not set are not listed (the policy alone decides them)."""
+
+    def walk(values: Mapping[str, Any], limits: Mapping[str, Any], path: str) -> list[str]:
+        lines = []
+        for key, limit in limits.items():
+            where = f"{path}{key}"
+            value = values.get(key) if isinstance(values, Mapping) else None
+            if isinstance(limit, Mapping):
+                lines += walk(value if isinstance(value, Mapping) else {}, limit, f"{where}.")
+            elif value != limit:
+                lines.append(f"{where} {value} (platform floor {limit})")
+        return lines
+
+    return walk(policy, _fairness_floor(policy, floor), "")
+
+
 def _strictest(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(first)
     for key, limit in second.items():

@@ -64,9 +64,13 @@ class ApprovalRequest:
     # Findings every approving decision must acknowledge explicitly (e.g. a fairness check
     # with too few members of a group to conclude, insufficient_data[age_band]).
     acknowledgements_required: tuple[str, ...] = ()
+    # The gate policy the run was judged by, and where it is stricter than the platform floor.
+    policy_sha256: str = ""
+    policy_vs_floor: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acknowledgements_required", tuple(self.acknowledgements_required))
+        object.__setattr__(self, "policy_vs_floor", tuple(self.policy_vs_floor))
         required = self.required_approvals
         if isinstance(required, bool) or not isinstance(required, int):
             raise ApprovalError(f"required_approvals must be an integer, got {required!r}")

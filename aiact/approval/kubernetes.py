@@ -94,6 +94,16 @@ def to_resource(request: ApprovalRequest) -> dict[str, Any]:
                 if request.acknowledgements_required
                 else {}
             ),
+            **(
+                {
+                    "gatePolicy": {
+                        "sha256": request.policy_sha256,
+                        "stricterThanFloor": list(request.policy_vs_floor),
+                    }
+                }
+                if request.policy_sha256
+                else {}
+            ),
         },
     }
 
@@ -116,6 +126,8 @@ def request_of(resource: dict[str, Any]) -> ApprovalRequest:
         expires_at=spec["expiry"],
         required_approvals=int(spec.get("requiredApprovals", 1)),
         acknowledgements_required=tuple(spec.get("acknowledgementsRequired") or ()),
+        policy_sha256=(spec.get("gatePolicy") or {}).get("sha256", ""),
+        policy_vs_floor=tuple((spec.get("gatePolicy") or {}).get("stricterThanFloor") or ()),
     )
 
 

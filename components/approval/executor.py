@@ -14,6 +14,7 @@ from aiact.evidence import acknowledgements_required, write_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.observability import log_event
 from aiact.platform import resolve_run_settings
+from aiact.policy import floor_differences
 from aiact.stage import stage_execution
 from components.approval import core
 
@@ -78,6 +79,17 @@ def run_approval(
             integration_report=integration.content_sha256,
         )
         backend = backend_from_uri(backend_uri)
+        report = json.loads(evaluation_report_path.read_text())
+        # The policy the gates applied (custody-verified as one policy for the whole run).
+        policy = json.loads(
+            str(
+                lineage.properties_of(
+                    stage.lineage.require_artifact(
+                        lineage.GATE_POLICY, str(report.get("policy_sha256", ""))
+                    )
+                ).get("policy_json", "{}")
+            )
+        )
         expires = datetime.now(UTC) + timedelta(seconds=timeout_s)
         request = backend.ensure_request(
             ApprovalRequest(
@@ -96,9 +108,9 @@ def run_approval(
                 required_approvals=core.required_approvals(
                     stage.run.environment, settings.required_approvals
                 ),
-                acknowledgements_required=acknowledgements_required(
-                    json.loads(evaluation_report_path.read_text())
-                ),
+                acknowledgements_required=acknowledgements_required(report),
+                policy_sha256=str(report.get("policy_sha256", "")),
+                policy_vs_floor=tuple(floor_differences(policy, stage.platform.policy_floor)),
             )
         )
         decided = backend.decisions(request.name)

@@ -801,3 +801,27 @@ def test_outside_a_cluster_an_unreadable_file_is_an_error(tmp_path: Path) -> Non
         load_platform(
             service_account_dir=tmp_path / "none", environ={PLATFORM_CONFIG_ENV: str(missing)}
         )
+
+
+def test_floor_differences_show_where_a_policy_is_stricter() -> None:
+    """What the approver is shown next to the policy hash: every floor key the policy sets
+    differently (it meets the floor, so differently means stricter)."""
+    from aiact.policy import check_floor, floor_differences, load_policy
+
+    policy = load_policy()
+    floor = {
+        "evaluation": {
+            "min_accuracy": policy["evaluation"]["min_accuracy"],
+            "min_roc_auc": policy["evaluation"]["min_roc_auc"] - 0.05,
+            "fairness": {"default": {"max_equalized_odds_difference": 0.6}},
+        }
+    }
+    assert check_floor(policy, floor) == []
+    lines = floor_differences(policy, floor)
+    assert (
+        f"evaluation.min_roc_auc {policy['evaluation']['min_roc_auc']} (platform floor"
+        in (lines[0])
+    )
+    assert not any(line.startswith("evaluation.min_accuracy") for line in lines)
+    assert any("fairness.sex.max_equalized_odds_difference" in line for line in lines)
+    assert floor_differences(policy, {}) == []
