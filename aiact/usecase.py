@@ -317,6 +317,20 @@ def validate_policy(policy: Mapping[str, Any], use_case: UseCase) -> None:
                 f"{POLICY}: evaluation.fairness.{uncovered[0]}: no fairness limits for this "
                 f"protected attribute of use case {use_case.name} (and no 'default')"
             )
+    quality = policy.get("data_quality")
+    bias = quality.get("bias") if isinstance(quality, Mapping) else None
+    if isinstance(bias, Mapping):
+        # Blocks of the bias examination name a protected attribute or an intersection a×b.
+        for key, value in bias.items():
+            if not isinstance(value, Mapping):
+                continue
+            named = key.split("×")
+            unknown = [a for a in named if a not in use_case.protected_attributes]
+            if unknown or len(named) > 2:
+                raise UseCaseError(
+                    f"{POLICY}: data_quality.bias.{key}: not a protected attribute (or a×b "
+                    f"intersection of two) of use case {use_case.name}"
+                )
     features = policy.get("features")
     fractions = features.get("split_fractions") if isinstance(features, Mapping) else None
     if fractions is not None:

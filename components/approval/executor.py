@@ -79,6 +79,7 @@ def run_approval(
             integration_report=integration.content_sha256,
         )
         backend = backend_from_uri(backend_uri)
+        model_name = model_name or json.loads((model_dir / "model.json").read_text())["model_name"]
         report = json.loads(evaluation_report_path.read_text())
         # The policy the gates applied (custody-verified as one policy for the whole run).
         policy = json.loads(

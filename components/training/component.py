@@ -13,6 +13,7 @@ def training(
     hyperparameters: dict,
     seed: int,
     model_name: str,
+    use_case_uri: str,
     device: str,
     run_id: str,
     metadata_uri: str,
@@ -23,7 +24,19 @@ def training(
 ):
     """Train the candidate with documented hyperparameters and seed; record duration,
     resources and convergence (loss curves in the HTML report); register the model as
-    `experimental`."""
+    `experimental`.
+
+    Args:
+        feature_set: The feature set engineered in this run.
+        transform: The transform fitted with it.
+        hyperparameters: Documented hyperparameters (hashed into the lineage).
+        seed: Random seed; training is deterministic on CPU.
+        model_name: Registry name of the model; empty takes the use case's model_name.
+        use_case_uri: The run's use case folder (empty: the bundled credit example).
+        device: auto, cpu or cuda.
+        run_id: The pipeline run (KFP's job id).
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+    """
     from pathlib import Path
 
     from aiact.stage import run_info
@@ -39,6 +52,7 @@ def training(
         hyperparameters=hyperparameters,
         seed=seed,
         model_name=model_name,
+        use_case_uri=use_case_uri,
         device=device,
         model_dir=Path(model.path),
         model_uri=model.uri,

@@ -4,6 +4,7 @@ record it in MLMD as an `experimental` candidate."""
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from aiact.lineage import PropertyValue, RunInfo
 from aiact.model_package import save_model_package
 from aiact.stage import stage_execution
 from aiact.transform import FittedTransform
+from aiact.usecase import load_use_case, record_of
 from components.training import core
 from components.training.report_html import render_training_html
 
@@ -39,15 +41,30 @@ def run_training(
     report_path: Path,
     report_uri: str,
     report_html_path: Path | None = None,
+    use_case_uri: str = "",
 ) -> dict[str, PropertyValue]:
-    """Run the stage; returns the model's metadata."""
-    with stage_execution(STAGE, run, metadata_uri) as stage:
+    """Run the stage; returns the model's metadata. An empty `model_name` takes the use
+    case's (`use_case_uri`, '' = the bundled example; it must be the one data preparation
+    read in this run)."""
+    with (
+        stage_execution(STAGE, run, metadata_uri) as stage,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
+        use_case = load_use_case(use_case_uri, Path(scratch))
+        stage.inputs.append(record_of(use_case))
+        model_name = model_name or use_case.model_name
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
         fitted = stage.read(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
-        stage.verify_upstream(
+        custody = stage.verify_upstream(
             through="feature_engineering",
             feature_set=features.content_sha256,
             transform=fitted.content_sha256,
+        )
+        stage.require_same(
+            "use case",
+            use_case.sha256,
+            custody.digest("data_preparation", "use_case"),
+            "data preparation read",
         )
         params = core.Hyperparameters.from_dict(hyperparameters)
         splits = load_feature_set(feature_set_dir)

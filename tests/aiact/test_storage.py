@@ -108,7 +108,7 @@ def test_data_preparation_reads_parquet_from_s3_and_stores_the_version(
             metadata_uri=uri,
             source_uri="s3://sources/credit/credit.parquet",
             data_card_uri="s3://sources/credit/card.yaml",
-            use_case="credit",
+            use_case_uri="",
             policy=load_policy(),
             dataset_dir=out / "dataset",
             dataset_uri=str(out / "dataset"),

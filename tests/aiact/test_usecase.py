@@ -97,6 +97,11 @@ def test_bundled_use_case_loads_and_is_the_default_policy(tmp_path: Path) -> Non
         ),
         (
             "policy.yaml",
+            lambda d: d["data_quality"]["bias"].update({"sex×race": {"min_group_rows": 5}}),
+            "policy.yaml: data_quality.bias.sex×race: not a protected attribute",
+        ),
+        (
+            "policy.yaml",
             lambda d: d["features"].update(split_fractions={"train": 0.9, "test": 0.1}),
             "policy.yaml: features.split_fractions: must map exactly train, validation, test",
         ),
@@ -205,6 +210,14 @@ def _foreign_use_case(root: Path, frame: pd.DataFrame) -> Path:
     (folder / "usecase.yaml").write_text(yaml.safe_dump(declaration, sort_keys=False))
     policy = load_policy()
     policy["evaluation"]["fairness"] = {"default": policy["evaluation"]["fairness"]["age_band"]}
+    # The bias examination's limits for this data's own attributes (the credit policy's name
+    # age_band and sex×age_band, which this use case does not declare).
+    policy["data_quality"]["bias"] = {
+        "min_favourable_rate_ratio": 0.7,
+        "max_favourable_rate_difference": 0.2,
+        "min_intersection_share": 0.02,
+        "min_group_rows": 30,
+    }
     (folder / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
     card = yaml.safe_load((BUNDLED_USE_CASE / "data_card.yaml").read_text())
     card.update(name="jobs", protected_attributes=list(GROUPS))
@@ -351,3 +364,15 @@ def test_a_policy_naming_an_undeclared_attribute_fails_the_stage(
             report_uri=str(tmp_path / "out/report.json"),
             report_html_path=tmp_path / "out/report.html",
         )
+
+
+def test_the_published_json_schema_is_the_loaders_own() -> None:
+    """aiact/usecases/usecase.schema.json is generated from the pydantic model the loader
+    validates with; regenerate it when the model changes."""
+    import json
+    from pathlib import Path
+
+    from aiact.usecase import USE_CASE_JSON_SCHEMA
+
+    published = Path(__file__).resolve().parents[2] / "aiact" / "usecases" / "usecase.schema.json"
+    assert json.loads(published.read_text()) == USE_CASE_JSON_SCHEMA

@@ -151,7 +151,17 @@ CASES = [
         "protected_group_absent",
         _csv(lambda f: f[f["sex"] == "male"]),
         "data_quality",
-        frozenset({"share[sex=female]", "distinct_values[sex]"}),
+        # The bias examination cannot compare one group with none, and the sex x age_band
+        # cells of women are empty: both say so rather than pass.
+        frozenset(
+            {
+                "share[sex=female]",
+                "distinct_values[sex]",
+                "favourable_rate_ratio[sex]",
+                "favourable_rate_difference[sex]",
+                "min_group_share[sex×age_band]",
+            }
+        ),
         "share[sex=female]=0 (limit >= 0.05) BREACH: declared value absent",
     ),
     # A leaked label in a declared model input: the input's own values separate the label.
