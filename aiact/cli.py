@@ -30,6 +30,13 @@ def _run_local(args: argparse.Namespace) -> int:
         label_bias=args.label_bias,
         drift=args.drift,
         corruption=args.corruption,
+        source_uri=args.source or "",
+        use_case_uri=args.use_case or "",
+        policy_path=args.policy,
+        data_card_uri=args.data_card or "",
+        model_name=args.model_name or "",
+        log_to_file=not args.verbose,
+        progress=True,
     )
     result = run_local(config)
     store = LineageStore.connect(config.metadata_uri)
@@ -43,15 +50,28 @@ def _run_local(args: argparse.Namespace) -> int:
     print(f"approvals:         {config.approvals_uri}")
     print(f"deployment ledger: {config.ledger_uri}")
     bundle = workdir / "evidence" / result.run_id
-    write_bundle(store, result.run_id, bundle)
+    manifest = write_bundle(store, result.run_id, bundle)
     print(f"evidence bundle:   {bundle / 'manifest.json'} (AI Act articles -> evidence)")
-    print("\nstages recorded in MLMD:")
-    for execution in store.executions_of_run(result.run_id):
-        note = execution.properties.get("error", "")
-        print(f"  {execution.stage:<20} {execution.state:<9} {str(note)[:160]}")
-    if result.succeeded:
-        print("\nlineage of the deployed model (aiact trace):")
-        _print_trace(store, result.run_id)
+    if result.log_path is not None:
+        print(f"executor logs:     {result.log_path}")
+    custody = manifest["custody"]
+    if custody["verified"]:
+        verdict = f"VERIFIED through {custody['through']} (sha256:{custody['custody_sha256']})"
+    else:
+        verdict = f"not verified: {custody['reason']}"
+    print(f"chain of custody:  {verdict}")
+    if args.verbose:
+        # The per-stage lines were interleaved with the logs: repeat them, and the lineage.
+        print("\nstages recorded in MLMD:")
+        for execution in store.executions_of_run(result.run_id):
+            note = execution.properties.get("error", "")
+            print(f"  {execution.stage:<20} {execution.state:<9} {str(note)[:160]}")
+        if result.succeeded:
+            print("\nlineage of the deployed model (aiact trace):")
+            _print_trace(store, result.run_id)
+    elif result.succeeded:
+        where = f"--metadata-uri {config.metadata_uri}"
+        print(f"lineage:           aiact trace --run {result.run_id} --verify {where}")
     return 0 if result.succeeded else 1
 
 
@@ -128,6 +148,7 @@ def _decide(args: argparse.Namespace, verdict: str) -> int:
         approver=approver,
         reason=args.reason,
         decided_at=utc_now(),
+        acknowledged=tuple(args.acknowledge or ()),
     )
     backend.decide(args.name, decision)
     print(f"{args.name}: {verdict} by {decision.approver}")
@@ -141,7 +162,16 @@ def _link(uri: str) -> str:
 
 def _pending(args: argparse.Namespace) -> int:
     for request in backend_from_uri(args.approvals).pending():
+        acknowledge = "".join(f" --acknowledge '{a}'" for a in request.acknowledgements_required)
         where = f"{request.name} --approvals {args.approvals} --reason ..."
+        if acknowledge:
+            print(f"{request.name}: approvers must acknowledge:{acknowledge}")
+        if request.policy_sha256:
+            stricter = "; ".join(request.policy_vs_floor) or "equal to the platform floor"
+            print(
+                f"{request.name}: gate policy sha256:{request.policy_sha256[:12]}, "
+                f"stricter than the platform floor in: {stricter}"
+            )
         print(
             f"{request.name}  model={request.model_name}@{request.model_sha256[:12]} "
             f"run={request.pipeline_run_id} requested-by={request.requested_by} "
@@ -173,9 +203,15 @@ def _compile(args: argparse.Namespace) -> int:
 def _generate_data(args: argparse.Namespace) -> int:
     from aiact.refdata import write_reference_dataset
 
+    if args.example == "income":
+        from aiact.exampledata import write_income_dataset
+
+        income = write_income_dataset(args.out, rows=args.rows or 1200, seed=args.seed)
+        print(f"wrote {income.data_path} ({income.rows} rows) and {income.data_card_path}")
+        return 0
     written = write_reference_dataset(
         args.out,
-        rows=args.rows,
+        rows=args.rows or 5000,
         seed=args.seed,
         label_bias=args.label_bias,
         drift=args.drift,
@@ -185,15 +221,69 @@ def _generate_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _init_use_case(args: argparse.Namespace) -> int:
+    from aiact.init_usecase import InitOptions, init_use_case, split_list
+
+    result = init_use_case(
+        InitOptions(
+            data=args.data,
+            label=args.label,
+            favourable=args.favourable,
+            protected=split_list(args.protected),
+            out=args.out,
+            name=args.name or "",
+            identifiers=split_list(args.id or ""),
+            passthrough=split_list(args.passthrough or ""),
+            ignore=split_list(args.ignore or ""),
+            missing=split_list(args.missing or ""),
+        )
+    )
+    use_case = result.use_case
+    print(
+        f"wrote use case {use_case.name} to {result.directory} (validated, sha256 "
+        f"{use_case.sha256[:12]})"
+    )
+    print(f"  numeric features:     {', '.join(result.numeric) or '-'}")
+    print(f"  categorical features: {', '.join(result.categorical) or '-'}")
+    print(f"  protected attributes: {', '.join(use_case.protected_attributes)}")
+    print(
+        f"  label:                {use_case.label.column} (favourable "
+        f"{use_case.label.favourable!r} of {list(use_case.label.values)})"
+    )
+    print(
+        f"  left out:             {', '.join(result.ignored) or '-'} (the data gate reports "
+        "and drops them)"
+    )
+    print("policy.yaml differs from the credit policy in (see its header):")
+    for note in result.notes:
+        print(f"  - {note}")
+    print(
+        f"next: fill in every TODO field of {result.directory / 'data_card.yaml'} (data "
+        "preparation refuses the card until owner, origin, licence, collection_date and "
+        f"intended_use are filled), review policy.yaml, then run\n  aiact run-local --source "
+        f"{args.data} --use-case {result.directory}"
+    )
+    return 0
+
+
 def _infer_schema(args: argparse.Namespace) -> int:
+    import tempfile
+
     import tensorflow_data_validation as tfdv
 
-    from aiact.refdata import CATEGORIES
-    from aiact.specs import load_feature_spec
+    from aiact.usecase import load_use_case
     from components.data_preparation.core import read_table
     from components.data_preparation.schema import draft_schema
 
-    schema = draft_schema(read_table(args.data), load_feature_spec(args.use_case), CATEGORIES)
+    with tempfile.TemporaryDirectory() as scratch:
+        use_case = load_use_case(args.use_case, Path(scratch))
+    vocabularies = {
+        **{f.name: f.vocabulary for f in use_case.spec.categorical},
+        **use_case.protected_attributes,
+    }
+    frame = read_table(args.data, use_case.missing_values)
+    declared = [c for c in use_case.gated_columns if c in frame.columns]
+    schema = draft_schema(frame[declared], use_case.spec, vocabularies, use_case.label.values)
     tfdv.write_schema_text(schema, str(args.out))
     print(f"wrote draft schema {args.out}: review it, then commit it as the declared schema")
     return 0
@@ -235,6 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label-bias", type=float, default=0.0)
     run.add_argument("--drift", type=float, default=0.0)
     run.add_argument("--corruption", type=float, default=0.0)
+    run.add_argument(
+        "--source",
+        help="your data (CSV/Parquet path or s3://); no reference data is generated "
+        "(--rows, --data-seed, --label-bias, --drift and --corruption then do not apply)",
+    )
+    run.add_argument(
+        "--use-case", help="use case folder (path or s3://; default: the bundled credit one)"
+    )
+    run.add_argument(
+        "--policy", type=Path, help="gate policy YAML overriding the use case's policy.yaml"
+    )
+    run.add_argument("--data-card", help="data card overriding the use case's data_card.yaml")
+    run.add_argument("--model-name", help="model name (default: the use case's model_name)")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="stream every stage's executor logs (default: one line per stage; the logs go "
+        "to WORKDIR/logs/<submission>.log)",
+    )
     run.set_defaults(handler=_run_local)
 
     trace = commands.add_parser("trace", help="trace the deployed model to data, code, approval")
@@ -284,6 +393,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="defaults to the current user (with kubernetes:// always your cluster identity)",
         )
         decide.add_argument("--approvals", default=approvals_default, help=APPROVALS_HELP)
+        decide.add_argument(
+            "--acknowledge",
+            action="append",
+            metavar="FINDING",
+            help="explicitly accept a finding the request lists as needing acknowledgement "
+            "(e.g. 'insufficient_data[age_band]'); repeat for each",
+        )
         decide.set_defaults(handler=lambda a, v=verdict: _decide(a, v))
 
     pending = commands.add_parser("approvals", help="list approvals awaiting a decision")
@@ -294,19 +410,49 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--check", action="store_true", help="fail if the committed YAML is stale")
     comp.set_defaults(handler=_compile)
 
-    data = commands.add_parser("generate-data", help="write the reference credit dataset")
+    data = commands.add_parser(
+        "generate-data", help="write the reference credit dataset (or the income example)"
+    )
     data.add_argument("--out", type=Path, required=True)
-    data.add_argument("--rows", type=int, default=5000)
+    data.add_argument(
+        "--example",
+        choices=("credit", "income"),
+        default="credit",
+        help="credit: the bundled use case's reference data; income: census-style data with "
+        "the quirks of real public data, for `aiact init-use-case` (only --rows and --seed "
+        "apply)",
+    )
+    data.add_argument("--rows", type=int, help="default 5000 (credit), 1200 (income)")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument("--label-bias", type=float, default=0.0)
     data.add_argument("--drift", type=float, default=0.0)
     data.add_argument("--corruption", type=float, default=0.0)
     data.set_defaults(handler=_generate_data)
 
+    init = commands.add_parser(
+        "init-use-case",
+        help="draft a use case folder (declaration, schema, policy, data card) from a sample",
+    )
+    init.add_argument("data", type=Path, help="a clean sample of the data (CSV or Parquet)")
+    init.add_argument("--label", required=True, help="the label column")
+    init.add_argument("--favourable", required=True, help="the label's favourable value")
+    init.add_argument("--protected", required=True, help="protected attribute columns: COL[,COL]")
+    init.add_argument("--out", type=Path, required=True, help="folder to write (must not hold one)")
+    init.add_argument("--name", help="use case name (a-z, 0-9, '-'; default: from the file name)")
+    init.add_argument("--id", help="identifier columns (kept, never a model input): COL[,COL]")
+    init.add_argument("--passthrough", help="columns kept but never a model input: COL[,COL]")
+    init.add_argument(
+        "--ignore", help="columns left out of the use case (reported and dropped): COL[,COL]"
+    )
+    init.add_argument("--missing", help="tokens meaning a missing value, e.g. '?': TOKEN[,TOKEN]")
+    init.set_defaults(handler=_init_use_case)
+
     schema = commands.add_parser("infer-schema", help="draft a TFDV schema from clean data")
     schema.add_argument("data", type=Path)
     schema.add_argument("--out", type=Path, required=True)
-    schema.add_argument("--use-case", default="credit")
+    schema.add_argument(
+        "--use-case", default="", help="use case folder (path or s3://); default: the bundled one"
+    )
     schema.set_defaults(handler=_infer_schema)
 
     ledger = commands.add_parser(

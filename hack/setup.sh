@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Create .venv with the pinned environment and install this project into it.
+# Create .venv with the pinned environment and install this project into it (editable, with
+# the dev tools). Needs neither root nor any server: the test servers are installed by
+# hack/test.sh (hack/setup-services.sh).
 # Idempotent: re-running on a ready environment only re-checks the pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
-bash hack/setup-services.sh
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade "pip==24.3.1"
 .venv/bin/python -m pip install --quiet -c requirements/constraints.txt -e ".[dev]"
-.venv/bin/python - <<'PY'
+# Import check; the libraries' start-up chatter is shown only when an import fails.
+if ! check="$(PYTHONWARNINGS=ignore TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python - 2>&1 <<'PY'
 import importlib
 for mod in ("kfp", "ml_metadata", "tensorflow_data_validation", "torch", "fairlearn", "minio"):
     importlib.import_module(mod)
 print("environment ready: .venv")
 PY
+)"; then
+  echo "$check" >&2
+  exit 1
+fi
+echo "${check##*$'\n'}"

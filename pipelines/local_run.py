@@ -14,6 +14,7 @@ from ml_metadata import metadata_store as mlmd
 from aiact.lineage import LineageStore
 from aiact.refdata import write_reference_dataset
 from aiact.stage import source_commit
+from pipelines.run_output import reporting
 from pipelines.spec import compile_documents, embedded_sha256
 
 
@@ -29,8 +30,22 @@ class LocalRunConfig:
     label_bias: float = 0.0
     drift: float = 0.0
     corruption: float = 0.0
+    # Your own data (`aiact run-local --source --use-case ...`): with `source_uri` no reference
+    # data is generated (rows .. corruption do not apply). `use_case_uri` '' = the bundled
+    # credit use case; `policy_path` (a YAML file), `data_card_uri` and `model_name` override
+    # the use case's policy.yaml, data_card.yaml and model_name when given.
+    source_uri: str = ""
+    use_case_uri: str = ""
+    policy_path: Path | None = None
+    data_card_uri: str = ""
+    model_name: str = ""
     environment: str = "development"
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Output (the CLI turns both on unless --verbose): send the executors' logs to
+    # `WORKDIR/logs/<submission>.log` instead of stdout/stderr, and print one live line per
+    # stage to the terminal.
+    log_to_file: bool = False
+    progress: bool = False
 
     @property
     def metadata_uri(self) -> str:
@@ -56,15 +71,20 @@ class LocalRunResult:
     succeeded: bool
     error: str
     pipeline_spec_sha256: str
+    log_path: Path | None = None
 
 
-def run_local(config: LocalRunConfig) -> LocalRunResult:
-    """Generate the reference data, then run all eight stages with `kfp.local`."""
-    from kfp import local
+def _as_uri(value: str) -> str:
+    """A local path made absolute (the stages run in their own processes); URIs unchanged."""
+    return value if "://" in value else str(Path(value).resolve())
 
-    from pipelines.compliance_pipeline import compliance_pipeline
 
-    workdir = config.workdir.resolve()
+def _source(config: LocalRunConfig, workdir: Path) -> tuple[str, str]:
+    """The run's source and data card: the user's (`source_uri`; '' card = the use case's),
+    else freshly generated credit reference data and its card."""
+    card = _as_uri(config.data_card_uri) if config.data_card_uri else ""
+    if config.source_uri:
+        return _as_uri(config.source_uri), card
     # One folder per generator setting, so a later run never overwrites a source an earlier
     # run's lineage points at.
     variant = (
@@ -79,6 +99,51 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
         drift=config.drift,
         corruption=config.corruption,
     )
+    return str(reference.data_path), card or str(reference.data_card_path)
+
+
+def _use_case_arguments(config: LocalRunConfig) -> dict[str, Any]:
+    """`use_case_uri`, `gate_policy` and `model_name`, checked here first so that a bad use
+    case or policy is one line before any stage starts (every stage checks them again)."""
+    import tempfile
+
+    import yaml
+
+    from aiact.usecase import POLICY, UseCaseError, load_use_case, resolve_policy
+
+    use_case_uri = _as_uri(config.use_case_uri) if config.use_case_uri else ""
+    with tempfile.TemporaryDirectory() as scratch:
+        use_case = load_use_case(use_case_uri, Path(scratch))
+    arguments: dict[str, Any] = {
+        "use_case_uri": use_case_uri,
+        "model_name": config.model_name or use_case.model_name,
+    }
+    if config.policy_path is not None:
+        path = config.policy_path
+        try:
+            policy = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise UseCaseError(f"{path.name}: not valid YAML: {exc}") from None
+        if not isinstance(policy, dict):
+            raise UseCaseError(f"{path.name}: must be a mapping with 'version'")
+        try:
+            resolve_policy(policy, use_case)
+        except UseCaseError as exc:
+            raise UseCaseError(f"{path.name}{str(exc).removeprefix(POLICY)}") from None
+        arguments["gate_policy"] = policy
+    return arguments
+
+
+def run_local(config: LocalRunConfig) -> LocalRunResult:
+    """Generate the reference data (unless `source_uri` names the user's own), then run all
+    eight stages with `kfp.local`."""
+    from kfp import local
+
+    from pipelines.compliance_pipeline import compliance_pipeline
+
+    workdir = config.workdir.resolve()
+    source_uri, data_card_uri = _source(config, workdir)
+    use_case_arguments = _use_case_arguments(config)
     spec_hash = embedded_sha256(compile_documents())
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
@@ -88,8 +153,9 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
     lineage = LineageStore.connect(config.metadata_uri)
     submission = uuid.uuid4().hex
     arguments: dict[str, Any] = {
-        "source_uri": str(reference.data_path),
-        "data_card_uri": str(reference.data_card_path),
+        "source_uri": source_uri,
+        "data_card_uri": data_card_uri,
+        **use_case_arguments,
         "metadata_uri": config.metadata_uri,
         "environment": config.environment,
         "code_commit": source_commit(Path(__file__).resolve().parent.parent),
@@ -104,10 +170,20 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
     }
     error = ""
     started = time.time()
-    try:
-        compliance_pipeline(**arguments)
-    except RuntimeError as exc:
-        error = str(exc)
+    log_path = workdir / "logs" / f"{submission}.log" if config.log_to_file else None
+    with reporting(
+        log_path=log_path,
+        progress=config.progress,
+        metadata_uri=config.metadata_uri,
+        submission_id=submission,
+        approvals_uri=config.approvals_uri,
+    ) as monitor:
+        try:
+            compliance_pipeline(**arguments)
+        except RuntimeError as exc:
+            error = str(exc)
+        if monitor is not None:
+            monitor.stop(error)
     # This submission's own run, found by the id it passed: another run-local on the same
     # store may have started runs meanwhile.
     mine = lineage.store.get_contexts(
@@ -125,4 +201,5 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
         succeeded=not error,
         error=error,
         pipeline_spec_sha256=spec_hash,
+        log_path=log_path,
     )
