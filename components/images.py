@@ -1,7 +1,7 @@
 """Container images of the stages (built from images/<name>/Dockerfile by hack/build-images.sh).
 
-KFP's cache key uses the image reference, not its digest: production specs should be compiled
-with digests (`aiact compile --image-digests`); the tags here are for development.
+KFP's cache key uses the image reference, not its digest: production specs should reference
+images by digest (not yet automated: `aiact compile` writes these development tags).
 """
 
 REGISTRY = "ghcr.io/aiact-project"
