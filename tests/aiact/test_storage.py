@@ -145,3 +145,21 @@ def test_fetch_tree_downloads_a_kfp_style_artifact_directory(s3: object, tmp_pat
         assert sha256_path(fetched) == sha256_path(source)
     with pytest.raises(StorageError, match="no objects under"):
         fetch_tree("s3://datasets/runs/2/model", tmp_path / "missing")
+
+
+def test_a_use_case_is_read_from_object_storage(s3: object, tmp_path: Path) -> None:
+    """On a cluster a data scientist points use_case_uri at object storage: the folder loads
+    from s3:// with the same identity (content hash) as the local copy, and feature
+    engineering and the other stages compare that hash with what data preparation read."""
+    from aiact.usecase import BUNDLED_USE_CASE, UseCaseError, load_use_case
+
+    client = s3_client()
+    for path in BUNDLED_USE_CASE.iterdir():
+        if path.is_file():
+            client.fput_object("sources", f"usecases/credit/{path.name}", str(path))
+    remote = load_use_case("s3://sources/usecases/credit", tmp_path / "work")
+    local = load_use_case("", tmp_path / "local")
+    assert remote.sha256 == local.sha256 == sha256_path(BUNDLED_USE_CASE)
+    assert remote.uri == "s3://sources/usecases/credit" and remote.name == "credit"
+    with pytest.raises(UseCaseError, match=r"use case s3://sources/usecases/none: .*no objects"):
+        load_use_case("s3://sources/usecases/none", tmp_path / "none")
