@@ -5,19 +5,24 @@
 #   hack/build-images.sh --push          # build, push, print registry digests to pin
 #   hack/build-images.sh --push data     # only some images (data training evaluation control)
 #
-# Environment: REGISTRY (default ghcr.io/aiact-project), TAG (default 0.1.0),
+# Environment: REGISTRY (default ghcr.io/aiact-project), TAG (default: the version),
 # PLATFORM (default linux/amd64: the CUDA torch wheels exist for x86_64 only), DOCKER (default
 # docker), ALLOW_DIRTY=1 to build from a tree with uncommitted changes (the image's
 # AIACT_CODE_COMMIT / org.opencontainers.image.revision would then not describe its code).
 #
 # The pipeline should reference the images by the printed digests (ghcr.io/...@sha256:...):
 # KFP's cache key uses the image reference as written, so a re-pushed tag silently reuses cached
-# results of an older image.
+# results of an older image. With --push the digests are also written to images/digests.json
+# (DIGESTS_FILE; image name -> sha256 digest, entries of images not built kept), for
+#   aiact compile --image-digests images/digests.json
+# The default TAG is the package version (pyproject.toml), as components/images.py uses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REGISTRY="${REGISTRY:-ghcr.io/aiact-project}"
-TAG="${TAG:-0.1.0}"
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml 2>/dev/null | head -n 1 || true)"
+TAG="${TAG:-${version:-0.1.0}}"
+DIGESTS_FILE="${DIGESTS_FILE:-images/digests.json}"
 PLATFORM="${PLATFORM:-linux/amd64}"
 DOCKER="${DOCKER:-docker}"
 ALL_IMAGES=(data training evaluation control)
@@ -86,6 +91,7 @@ if [[ "$push" == true ]]; then
 else
   echo "Local images (registry digests exist only after --push):"
 fi
+declare -A pinned=()
 for name in "${images[@]}"; do
   ref="$REGISTRY/aiact-$name:$TAG"
   if [[ "$push" == true ]]; then
@@ -93,7 +99,35 @@ for name in "${images[@]}"; do
     digest="$("$DOCKER" image inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$ref" |
       grep -F "$REGISTRY/aiact-$name@" | head -n 1 || true)"
     echo "  $name: ${digest:-<no repo digest: check 'docker image inspect $ref'>}"
+    if [[ -n "$digest" ]]; then
+      pinned["aiact-$name"]="${digest#*@}"
+    fi
   else
     echo "  $name: $ref $("$DOCKER" image inspect --format '{{.Id}}' "$ref")"
   fi
 done
+
+if [[ "$push" == true ]]; then
+  # Keep the digests of images not rebuilt now (one '"name": "sha256:..."' entry a line).
+  if [[ -f "$DIGESTS_FILE" ]]; then
+    while IFS= read -r line; do
+      if [[ "$line" =~ \"(aiact-[a-z]+)\":\ *\"(sha256:[0-9a-f]{64})\" ]]; then
+        key="${BASH_REMATCH[1]}"
+        [[ -n "${pinned[$key]:-}" ]] || pinned["$key"]="${BASH_REMATCH[2]}"
+      fi
+    done <"$DIGESTS_FILE"
+  fi
+  mkdir -p "$(dirname "$DIGESTS_FILE")"
+  {
+    echo "{"
+    keys=()
+    while IFS= read -r key; do keys+=("$key"); done < <(printf '%s\n' "${!pinned[@]}" | sort)
+    for i in "${!keys[@]}"; do
+      sep=","
+      [[ $i -eq $((${#keys[@]} - 1)) ]] && sep=""
+      echo "  \"${keys[$i]}\": \"${pinned[${keys[$i]}]}\"$sep"
+    done
+    echo "}"
+  } >"$DIGESTS_FILE"
+  echo "wrote $DIGESTS_FILE: aiact compile --image-digests $DIGESTS_FILE pins them" >&2
+fi

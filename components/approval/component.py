@@ -22,7 +22,22 @@ def approval(
     approval: Output[Artifact],
 ):
     """Pause the run until a human approves or rejects deployment (or the request expires);
-    record who decided, when and why. Fails on rejection or expiry."""
+    record who decided, when and why. Fails on rejection or expiry.
+
+    Args:
+        model: The model to approve.
+        evaluation_report: Its evaluation report, shown to the approvers.
+        integration_report: Its integration test report, shown to the approvers.
+        model_name: Registry name of the model.
+        approval_backend: local:/dir or kubernetes://NAMESPACE (empty: the platform's).
+        requested_by: Who requests the approval (the submitter's Kubernetes user name).
+        approver_group: The group whose members may decide.
+        demo_approver: Record a named demo approval (development only; empty: wait for humans).
+        timeout_s: Seconds before the request expires.
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        approval: The approval record (JSON): decisions, approvers, times and reasons.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

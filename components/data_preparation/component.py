@@ -25,7 +25,26 @@ def data_preparation(
 ):
     """Check the source's quality with TFDV against the declared schema and policy; emit a
     content-versioned dataset. With `baseline_dataset_uri` (an earlier validated dataset) it also
-    checks drift. Fails (halting the pipeline) when the data quality gate fails."""
+    checks drift. Fails (halting the pipeline) when the data quality gate fails.
+
+    Args:
+        source_uri: The raw data, a CSV or Parquet path or s3:// URI.
+        data_card_uri: Its data card (empty: the use case's data_card.yaml).
+        use_case_uri: The run's use case folder, path or s3:// (empty: the bundled credit
+            example).
+        gate_policy: The declared gate thresholds (empty: the use case's policy.yaml).
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        code_commit: The source commit of the pipeline code (recorded in the lineage).
+        pipeline_spec_sha256: The compiled spec's own hash (recorded in the lineage).
+        environment: development, staging or production.
+        baseline_dataset_uri: An earlier validated dataset to check drift against (empty: no
+            drift check).
+        submission_id: An identifier the submitter chose to find this run again (may be empty).
+        dataset: The validated, content-versioned dataset.
+        validation_report: The data validation report (JSON) with the gate verdict.
+        validation_report_html: The same report, for reading in the KFP UI.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

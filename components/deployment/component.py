@@ -18,7 +18,18 @@ def deployment(
     deployment: Output[Artifact],
 ):
     """Roll out the approved model (canary, shadow or full) and append the rollout to the
-    immutable deployment ledger; refused without an approving decision for this model."""
+    immutable deployment ledger; refused without an approving decision for this model.
+
+    Args:
+        model: The approved model.
+        approval: Its approval record from this run.
+        strategy: canary, shadow or full.
+        canary_percent: Traffic share of a canary rollout, in percent.
+        ledger_uri: The write-once deployment ledger, file:// or s3:// (empty: the platform's).
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        deployment: The deployment record (JSON), as written to the ledger.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

@@ -22,7 +22,21 @@ def evaluation(
     """Holdout performance, fairness, robustness, calibration and drift (against the training
     split, the production model's reference data from MLMD and the same-run baseline) against
     declared thresholds; fails (halting the pipeline) on any breach, after the report is
-    recorded."""
+    recorded.
+
+    Args:
+        model: The model trained in this run.
+        feature_set: The feature set it was trained on (its test split is the holdout).
+        gate_policy: The declared gate thresholds (empty: the use case's policy.yaml).
+        use_case_uri: The run's use case folder, path or s3:// (empty: the bundled credit
+            example).
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        evaluation_report: The evaluation report (JSON) with the gate verdict.
+        evaluation_report_html: The same report with its plots, for the KFP UI.
+        metrics: Performance and gate figures as KFP metrics.
+        classification_metrics: Confusion matrix and ROC curve of the holdout.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

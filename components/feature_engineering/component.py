@@ -20,7 +20,21 @@ def feature_engineering(
     feature_report_html: Output[HTML],
 ):
     """Split the validated dataset, fit the declared transform on the training split, and fail
-    when any feature leaves its declared range or the schema differs from the specification."""
+    when any feature leaves its declared range or the schema differs from the specification.
+
+    Args:
+        dataset: The dataset validated by data preparation in this run.
+        use_case_uri: The run's use case folder, path or s3:// (empty: the bundled credit
+            example).
+        gate_policy: The declared gate thresholds (empty: the use case's policy.yaml).
+        seed: Random seed of the stratified split.
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        feature_set: The train, validation and test splits, transformed.
+        transform: The transform fitted on the training split (JSON).
+        feature_report: The feature report (JSON) with the gate verdict and statistics digests.
+        feature_report_html: The same report, for reading in the KFP UI.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

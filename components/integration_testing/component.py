@@ -18,7 +18,19 @@ def integration_testing(
     integration_report: Output[Artifact],
 ):
     """Serve the staged model in its own process and run contract, regression and end-to-end
-    tests against it; fails (halting the pipeline) when any test fails."""
+    tests against it; fails (halting the pipeline) when any test fails.
+
+    Args:
+        model: The model registered in this run.
+        registration: Its registration record.
+        feature_set: The feature set whose test split provides the requests.
+        gate_policy: The declared gate thresholds (empty: the use case's policy.yaml).
+        use_case_uri: The run's use case folder, path or s3:// (empty: the bundled credit
+            example).
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        integration_report: The integration test report (JSON) with the gate verdict.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

@@ -16,7 +16,17 @@ def registration(
     registration: Output[Artifact],
 ):
     """Promote the model to `staging` with its evaluation report, dataset version, code commit
-    and run id attached; refused unless the evaluation of this very model passed."""
+    and run id attached; refused unless the evaluation of this very model passed.
+
+    Args:
+        model: The model trained in this run.
+        evaluation_report: Its passing evaluation report from this run.
+        dataset: The dataset version it was trained on.
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
+        metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        registration: The registration record (JSON) naming the model, report and dataset
+            digests.
+    """
     from pathlib import Path
 
     from aiact.stage import run_info

@@ -32,10 +32,16 @@ def training(
         hyperparameters: Documented hyperparameters (hashed into the lineage).
         seed: Random seed; training is deterministic on CPU.
         model_name: Registry name of the model; empty takes the use case's model_name.
-        use_case_uri: The run's use case folder (empty: the bundled credit example).
+        use_case_uri: The run's use case folder, path or s3:// (empty: the bundled credit
+            example).
         device: auto, cpu or cuda.
-        run_id: The pipeline run (KFP's job id).
+        run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
         metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
+        model: The trained model (weights and model card), recorded as `experimental`.
+        training_report: The training report (JSON): hyperparameters, seed, duration,
+            resources, loss curves.
+        training_report_html: The same report with its loss curves, for the KFP UI.
+        training_metrics: Best epoch, losses, duration and peak memory as KFP metrics.
     """
     from pathlib import Path
 

@@ -8,10 +8,12 @@ from typing import Any
 import pytest
 import yaml
 
+from components.images import VERSION
 from pipelines.compliance_pipeline import Toleration, TrainingResources
 from pipelines.spec import (
     SPEC_PATH,
     compile_documents,
+    component_files,
     embedded_sha256,
     load_documents,
     render,
@@ -52,6 +54,12 @@ def _tasks(documents: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_committed_spec_equals_a_fresh_compile() -> None:
     assert SPEC_PATH.read_text() == render(compile_documents()), "run `aiact compile`"
+
+
+def test_committed_component_files_equal_a_fresh_compile() -> None:
+    """components/<stage>/{component.yaml,metadata.yaml,README.md} drift like the spec."""
+    for path, text in component_files().items():
+        assert path.is_file() and path.read_text() == text, f"{path}: run `aiact compile`"
 
 
 def test_embedded_hash_is_the_spec_hash(documents: list[dict[str, Any]]) -> None:
@@ -146,8 +154,8 @@ def test_spec_contains_no_credentials() -> None:
 def test_images_are_the_stage_images(documents: list[dict[str, Any]]) -> None:
     executors = documents[0]["deploymentSpec"]["executors"]
     images = {name: e["container"]["image"] for name, e in executors.items()}
-    assert images["exec-training"].endswith("/aiact-training:0.1.0")
-    assert images["exec-data-preparation"].endswith("/aiact-data:0.1.0")
+    assert images["exec-training"].endswith(f"/aiact-training:{VERSION}")
+    assert images["exec-data-preparation"].endswith(f"/aiact-data:{VERSION}")
     for executor in executors.values():
         command = " ".join(executor["container"]["command"])
         assert "pip install" not in command, "components must not install kfp at run time"
