@@ -186,18 +186,69 @@ def _pending(args: argparse.Namespace) -> int:
 
 
 def _compile(args: argparse.Namespace) -> int:
-    from pipelines.spec import SPEC_PATH, compile_documents, render
+    from pipelines.spec import run_compile
 
-    text = render(compile_documents())
-    if args.check:
-        if not SPEC_PATH.is_file() or SPEC_PATH.read_text() != text:
-            print(f"{SPEC_PATH} is stale: run `aiact compile`", file=sys.stderr)
-            return 1
-        print(f"{SPEC_PATH} is up to date")
-        return 0
-    SPEC_PATH.write_text(text)
-    print(f"wrote {SPEC_PATH}")
+    return run_compile(
+        check=args.check, components_only=args.components, image_digests=args.image_digests
+    )
+
+
+def _upload(args: argparse.Namespace) -> int:
+    from aiact import kfpclient
+    from pipelines.spec import embedded_sha256, load_documents
+
+    spec = args.spec or kfpclient.DEFAULT_SPEC
+    if not spec.is_file():
+        raise kfpclient.KfpError(f"{spec}: no such compiled spec (run `aiact compile`)")
+    version = args.version or kfpclient.version_name_for(spec, allow_dirty=args.allow_dirty)
+    digest = embedded_sha256(load_documents(spec))
+    client = kfpclient.connect(args.endpoint, args.token)
+    done = kfpclient.upload(
+        client,
+        spec,
+        version,
+        pipeline_name=args.pipeline_name,
+        description=f"aiact spec sha256 {digest}; source {version}",
+    )
+    created = " (pipeline created)" if done.created_pipeline else ""
+    print(
+        f"uploaded {spec} as version {done.version_name} ({done.version_id}) of pipeline "
+        f"{done.pipeline_name} ({done.pipeline_id}){created}"
+    )
     return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from aiact import kfpclient
+
+    parameters = kfpclient.parse_parameters(args.param)
+    name = args.pipeline_name or kfpclient.spec_pipeline_name(kfpclient.DEFAULT_SPEC)
+    client = kfpclient.connect(args.endpoint, args.token)
+    run = kfpclient.submit(
+        client,
+        name,
+        version=args.version,
+        experiment=args.experiment,
+        run_name=args.run_name,
+        parameters=parameters,
+        wait=args.wait,
+        timeout_s=args.timeout,
+    )
+    print(
+        f"run {run.run_id} ({run.run_name}) of {name} version {run.version_name} in experiment "
+        f"{args.experiment}: {run.state or 'submitted'}"
+    )
+    if args.wait:
+        return 0 if run.state.upper() == kfpclient.FINISHED_OK else 1
+    return 0
+
+
+def _diff_spec(args: argparse.Namespace) -> int:
+    from aiact.specdiff import diff_files, render
+
+    diff = diff_files(args.old, args.new)
+    print(render(diff, args.format), end="")
+    return diff.exit_code
 
 
 def _generate_data(args: argparse.Namespace) -> int:
@@ -408,7 +459,75 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = commands.add_parser("compile", help="compile the pipeline into its versioned YAML")
     comp.add_argument("--check", action="store_true", help="fail if the committed YAML is stale")
+    comp.add_argument(
+        "--components",
+        action="store_true",
+        help="only components/<stage>/{component.yaml,metadata.yaml,README.md} (default: "
+        "those and the pipeline spec)",
+    )
+    comp.add_argument(
+        "--image-digests",
+        type=Path,
+        metavar="FILE",
+        help="pin the stage images to the digests in FILE (images/digests.json, written by "
+        "hack/build-images.sh --push): REGISTRY/name@sha256:... instead of tags",
+    )
     comp.set_defaults(handler=_compile)
+
+    def kfp_connection(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--endpoint", default="", help="KFP API URL (default: $KF_PIPELINES_ENDPOINT)"
+        )
+        sub.add_argument(
+            "--token",
+            default="",
+            help="bearer token (default: $KF_PIPELINES_TOKEN, else the file named by "
+            "$KF_PIPELINES_SA_TOKEN_PATH)",
+        )
+
+    upload = commands.add_parser(
+        "upload", help="upload the compiled spec as a KFP pipeline version named by the commit"
+    )
+    upload.add_argument(
+        "spec", nargs="?", type=Path, help="compiled spec (default: the bundled pipeline's)"
+    )
+    upload.add_argument("--pipeline-name", default="", help="default: the spec's pipelineInfo.name")
+    upload.add_argument("--version", default="", help="version name (default: the git commit)")
+    upload.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="upload from a checkout with uncommitted changes (version <commit>-dirty-<time>)",
+    )
+    kfp_connection(upload)
+    upload.set_defaults(handler=_upload)
+
+    submit = commands.add_parser("submit", help="start a KFP run of an uploaded pipeline version")
+    submit.add_argument("--pipeline-name", default="", help="default: the bundled spec's name")
+    submit.add_argument("--version", default="", help="version name (default: the newest)")
+    submit.add_argument("--experiment", default="aiact", help="created when missing")
+    submit.add_argument("--run-name", default="")
+    submit.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="run parameter; VALUE as JSON when it parses, else a string (repeatable)",
+    )
+    submit.add_argument("--wait", action="store_true", help="wait; exit 1 unless it succeeded")
+    submit.add_argument("--timeout", type=int, default=6 * 3600, help="--wait limit, seconds")
+    kfp_connection(submit)
+    submit.set_defaults(handler=_submit)
+
+    diff_spec = commands.add_parser(
+        "diff-spec",
+        help="compliance diff of two compiled specs, gate policies or platform configurations; "
+        "exit 1 when a compliance-relevant change is found",
+    )
+    diff_spec.add_argument("old", type=Path, help="the old spec, policy.yaml or platform.yaml")
+    diff_spec.add_argument("new", type=Path, help="the new file, of the same kind")
+    diff_spec.add_argument("--format", choices=("markdown", "text"), default="markdown")
+    diff_spec.set_defaults(handler=_diff_spec)
 
     data = commands.add_parser(
         "generate-data", help="write the reference credit dataset (or the income example)"
