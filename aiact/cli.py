@@ -185,6 +185,14 @@ def _pending(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_spec(args: argparse.Namespace) -> int:
+    from aiact.specverify import verify_file
+
+    result = verify_file(args.spec, args.structure)
+    print("\n".join(result.violations) if result.violations else result.summary)
+    return 0 if result.ok else 1
+
+
 def _compile(args: argparse.Namespace) -> int:
     from pipelines.spec import run_compile
 
@@ -473,6 +481,20 @@ def build_parser() -> argparse.ArgumentParser:
         "hack/build-images.sh --push): REGISTRY/name@sha256:... instead of tags",
     )
     comp.set_defaults(handler=_compile)
+
+    verify_spec = commands.add_parser(
+        "verify-spec",
+        help="prove from a compiled spec's DAG that every deployment is behind the declared "
+        "gates, in order, by data; exit 1 with one line per violation",
+    )
+    verify_spec.add_argument("spec", type=Path, help="compiled KFP v2 pipeline spec (YAML)")
+    verify_spec.add_argument(
+        "--structure",
+        type=Path,
+        metavar="FILE",
+        help="the declared structure (default: pipelines/compliance_structure.yaml)",
+    )
+    verify_spec.set_defaults(handler=_verify_spec)
 
     def kfp_connection(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(

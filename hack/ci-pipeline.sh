@@ -23,7 +23,7 @@ echo "== compile --check"
 "$AIACT" compile --check
 
 echo "== verify-spec"
-"$AIACT" verify-spec
+"$AIACT" verify-spec "$SPEC"
 
 echo "== diff-spec against $BASE_REF"
 if ! git rev-parse --verify --quiet "${BASE_REF}^{commit}" >/dev/null; then

@@ -454,7 +454,7 @@ def test_ci_script_steps(tmp_path: Path) -> None:
         return done.stdout, calls.read_text().splitlines()
 
     out, seen = ci("refs/heads/no-such-base-ref")
-    assert seen == ["compile --check", "verify-spec"]
+    assert seen == ["compile --check", "verify-spec pipelines/compliance_pipeline.yaml"]
     assert "skipped: git ref refs/heads/no-such-base-ref does not exist" in out
     assert "skipped: KF_PIPELINES_ENDPOINT is not set" in out
 
@@ -462,7 +462,7 @@ def test_ci_script_steps(tmp_path: Path) -> None:
     base_spec = tmp_path / "out" / "base-compliance_pipeline.yaml"
     assert seen == [
         "compile --check",
-        "verify-spec",
+        "verify-spec pipelines/compliance_pipeline.yaml",
         f"diff-spec {base_spec} pipelines/compliance_pipeline.yaml --format markdown",
         "upload pipelines/compliance_pipeline.yaml",
     ]
