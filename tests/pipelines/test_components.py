@@ -13,6 +13,7 @@ import pytest
 import yaml
 from kfp import components, dsl
 
+from aiact import lineage
 from aiact.bundle import ARTICLES
 from aiact.lineage import LineageStore, RunInfo
 from aiact.stage import PIPELINE_NAME
@@ -214,3 +215,126 @@ def test_approval_component_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
     assert stages.get("approval") == "COMPLETE", stages
     records = list((tmp_path / "pipeline_root").rglob("approval"))
     assert records, "the approval stage wrote no output artefact"
+
+
+@pytest.mark.slow
+def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> None:
+    """Each stage's compiled component.yaml, loaded from its file, runs as the only task of a
+    pipeline under kfp.local (SubprocessRunner), one after the other in one run id: each
+    one-task pipeline imports the artefacts the previous ones recorded in MLMD (read back by
+    role), so every stage re-verifies the chain of custody the earlier components built."""
+    from kfp import local
+
+    from aiact.custody import Verifier
+    from aiact.refdata import write_reference_dataset
+    from tests.chain import FAST_HYPERPARAMETERS
+
+    metadata_uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
+    run_id = "component-runs"
+    source = write_reference_dataset(tmp_path / "data", rows=3000, seed=7)
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "pipeline_root"),
+        raise_on_error=True,
+    )
+    store = LineageStore.connect(metadata_uri)
+    common = {"run_id": run_id, "metadata_uri": metadata_uri}
+    recorded: dict[str, str] = {}  # role -> URI of the artefact an earlier stage wrote
+
+    def imported(role: str, kind: Any) -> Any:
+        return dsl.importer(artifact_uri=recorded[role], artifact_class=kind).output
+
+    calls: dict[str, Any] = {
+        "data_preparation": lambda c: c(
+            source_uri=str(source.data_path),
+            data_card_uri=str(source.data_card_path),
+            use_case_uri="",
+            gate_policy={},
+            code_commit="",
+            pipeline_spec_sha256="",
+            environment="",
+            baseline_dataset_uri="",
+            submission_id="",
+            **common,
+        ),
+        "feature_engineering": lambda c: c(
+            dataset=imported("dataset", dsl.Dataset),
+            use_case_uri="",
+            gate_policy={},
+            seed=1,
+            **common,
+        ),
+        "training": lambda c: c(
+            feature_set=imported("feature_set", dsl.Dataset),
+            transform=imported("transform", dsl.Artifact),
+            hyperparameters=FAST_HYPERPARAMETERS,
+            seed=0,
+            model_name="",
+            use_case_uri="",
+            device="cpu",
+            **common,
+        ),
+        "evaluation": lambda c: c(
+            model=imported("model", dsl.Model),
+            feature_set=imported("feature_set", dsl.Dataset),
+            gate_policy={},
+            use_case_uri="",
+            **common,
+        ),
+        "registration": lambda c: c(
+            model=imported("model", dsl.Model),
+            evaluation_report=imported("evaluation_report", dsl.Artifact),
+            dataset=imported("dataset", dsl.Dataset),
+            **common,
+        ),
+        "integration_testing": lambda c: c(
+            model=imported("model", dsl.Model),
+            registration=imported("registration", dsl.Artifact),
+            feature_set=imported("feature_set", dsl.Dataset),
+            gate_policy={},
+            use_case_uri="",
+            **common,
+        ),
+        "approval": lambda c: c(
+            model=imported("model", dsl.Model),
+            evaluation_report=imported("evaluation_report", dsl.Artifact),
+            integration_report=imported("integration_report", dsl.Artifact),
+            model_name="",
+            approval_backend=f"local:{tmp_path / 'approvals'}",
+            requested_by="tester",
+            approver_group="",
+            demo_approver="dana",
+            timeout_s=30.0,
+            **common,
+        ),
+        "deployment": lambda c: c(
+            model=imported("model", dsl.Model),
+            approval=imported("approval", dsl.Artifact),
+            strategy="canary",
+            canary_percent=10,
+            ledger_uri=f"file://{tmp_path / 'ledger'}",
+            **common,
+        ),
+    }
+    assert list(calls) == list(STAGES)
+
+    def one_task(stage: str) -> Any:
+        call = calls[stage]
+        component = components.load_component_from_file(
+            str(COMPONENTS_DIR / stage / "component.yaml")
+        )
+
+        @dsl.pipeline(name=f"{stage.replace('_', '-')}-only")
+        def pipeline():  # no return annotation: KFP would read "None" as an output
+            call(component).set_caching_options(False)
+
+        return pipeline
+
+    for stage in calls:
+        one_task(stage)()
+        with Verifier(store) as verifier:
+            [link] = [link for link in verifier.links_of_run(run_id) if link.stage == stage]
+        assert link.state == "COMPLETE", (stage, link.properties.get("error"))
+        recorded.update({role: artifact.uri for role, artifact in link.outputs.items()})
+    [model] = store.artifacts_of_run(run_id, lineage.MODEL)
+    assert lineage.properties_of(model)["stage"] == "production"
