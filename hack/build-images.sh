@@ -77,6 +77,7 @@ for name in "${images[@]}"; do
     --platform "$PLATFORM" \
     -f "images/$name/Dockerfile" \
     --build-arg AIACT_CODE_COMMIT="$commit" \
+    --build-arg AIACT_VERSION="$TAG" \
     -t "$ref" \
     .
   if [[ "$push" == true ]]; then

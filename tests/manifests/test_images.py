@@ -19,6 +19,8 @@ LOCK = REPO / "requirements" / "constraints.txt"
 BUILD_SCRIPT = REPO / "hack" / "build-images.sh"
 IMAGES = ["data", "training", "evaluation", "control"]
 REGISTRY = "ghcr.io/aiact-project"
+# The build script's tag when the repository it runs in has no pyproject.toml (the fake repo
+# of the build-script tests); in this repository the tag is pyproject.toml's version.
 VERSION = "0.1.0"
 
 # Every image: the KFP executor runs inside it (install_kfp_package=False), lineage goes to ML
@@ -344,6 +346,7 @@ def test_build_script_builds_and_pushes_all_four_images(tmp_path: Path) -> None:
         ref = f"{REGISTRY}/aiact-{image}:{VERSION}"
         assert f"-f images/{image}/Dockerfile" in build
         assert f"--build-arg AIACT_CODE_COMMIT={commit}" in build
+        assert f"--build-arg AIACT_VERSION={VERSION}" in build
         assert f"-t {ref}" in build
         assert build.endswith(" .")
         assert f"push {ref}" in pushes
