@@ -4,7 +4,7 @@ genuine chains of custody (and then attack them) without kfp.local's per-task pr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,11 @@ class Chain:
     environment: str = "development"
     hyperparameters: dict[str, Any] = field(default_factory=lambda: dict(FAST_HYPERPARAMETERS))
     paths: dict[str, Path] = field(default_factory=dict)
+
+    def at(self, metadata_uri: str, root: Path) -> Chain:
+        """The same run, recording into another store and writing new outputs under `root` (the
+        original run's evidence files stay as they are)."""
+        return replace(self, root=root, metadata_uri=metadata_uri, paths=dict(self.paths))
 
     @property
     def run(self) -> RunInfo:

@@ -61,20 +61,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     return Runs(root, store_file, good, bad)
 
 
-def _at(chain: Chain, uri: str, root: Path) -> Chain:
-    """The same run, recording into another store and writing new outputs under `root` (the
-    module's genuine evidence files stay as they are)."""
-    copy = Chain(
-        root,
-        uri,
-        chain.run_id,
-        data_seed=chain.data_seed,
-        hyperparameters=chain.hyperparameters,
-    )
-    copy.paths = dict(chain.paths)
-    return copy
-
-
 def _model(chain: Chain) -> str:
     return sha256_path(chain.paths["model"])
 
@@ -123,7 +109,7 @@ def test_the_starting_point_is_real(runs: Runs, tmp_path: Path) -> None:
 
 def test_registration_refuses_another_models_passing_evaluation(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
-    bad = _at(runs.bad, uri, tmp_path)
+    bad = runs.bad.at(uri, tmp_path)
     with pytest.raises(CustodyError, match=r"run bad has a FAILED evaluation"):
         bad.register(report=runs.good.paths["evaluation_report"])
     # The refusal is recorded, and the model never reaches staging.
@@ -146,7 +132,7 @@ def test_a_fresh_run_cannot_borrow_an_evaluation(runs: Runs, tmp_path: Path) -> 
 
 def test_registration_in_the_good_run_refuses_the_bad_model(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
-    good = _at(runs.good, uri, tmp_path)
+    good = runs.good.at(uri, tmp_path)
     with pytest.raises(CustodyError, match="was not produced by a completed training in run good"):
         good.register(model=runs.bad.paths["model"])
 
@@ -155,7 +141,7 @@ def test_registration_refuses_the_evaluation_of_another_model_in_its_run(
     runs: Runs, tmp_path: Path
 ) -> None:
     uri = runs.store_copy(tmp_path)
-    good = _at(runs.good, uri, tmp_path)
+    good = runs.good.at(uri, tmp_path)
     # A second model trained in the good run (another seed) borrows the first one's report.
     good.seed = 1
     other = good.train()
@@ -170,7 +156,7 @@ def test_integration_testing_refuses_another_models_registration(
     runs: Runs, tmp_path: Path
 ) -> None:
     uri = runs.store_copy(tmp_path)
-    bad = _at(runs.bad, uri, tmp_path)
+    bad = runs.bad.at(uri, tmp_path)
     bad.paths["registration"] = runs.good.paths["registration"]
     with pytest.raises(CustodyError, match="run bad has a FAILED evaluation"):
         bad.integrate()
@@ -179,7 +165,7 @@ def test_integration_testing_refuses_another_models_registration(
 
 def test_evaluation_refuses_another_runs_feature_set(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
-    good = _at(runs.good, uri, tmp_path)
+    good = runs.good.at(uri, tmp_path)
     with pytest.raises(
         CustodyError, match=r"feature set [0-9a-f]{12} is not the one feature engineering produced"
     ):
@@ -188,7 +174,7 @@ def test_evaluation_refuses_another_runs_feature_set(runs: Runs, tmp_path: Path)
 
 def test_training_refuses_a_feature_set_from_another_run(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
-    good = _at(runs.good, uri, tmp_path)
+    good = runs.good.at(uri, tmp_path)
     with pytest.raises(
         CustodyError, match=r"feature set [0-9a-f]{12} was not produced by a completed"
     ):
@@ -213,7 +199,7 @@ def test_a_failed_evaluation_flipped_to_complete_is_caught(runs: Runs, tmp_path:
     with pytest.raises(CustodyError, match="recorded outcome GateFailed: the store was altered"):
         verify_model(store, _model(runs.bad), through="evaluation")
     with pytest.raises(CustodyError, match="altered"):
-        _at(runs.bad, uri, tmp_path).register()
+        runs.bad.at(uri, tmp_path).register()
     # The trace shows the flip instead of a clean COMPLETE.
     from aiact.trace import render, trace_artifact
 
@@ -362,7 +348,7 @@ def test_a_parameter_contradicting_the_platform_fails_the_run(
 
 def test_a_claimed_code_commit_must_be_the_builds_own(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
-    chain = _at(runs.good, uri, tmp_path)
+    chain = runs.good.at(uri, tmp_path)
     from dataclasses import replace
 
     from components.registration.executor import run_registration
@@ -380,3 +366,36 @@ def test_a_claimed_code_commit_must_be_the_builds_own(runs: Runs, tmp_path: Path
             registration_path=tmp_path / "registration.json",
             registration_uri=str(tmp_path / "registration.json"),
         )
+
+
+def test_a_later_stage_refuses_another_use_case_than_data_preparation_read(
+    runs: Runs, tmp_path: Path
+) -> None:
+    """Feature engineering handed a (valid) use case other than the one data preparation
+    recorded in this run, e.g. one with a looser policy, is refused."""
+    from aiact.usecase import BUNDLED_USE_CASE
+    from components.feature_engineering.executor import run_feature_engineering
+
+    uri = runs.store_copy(tmp_path)
+    other = tmp_path / "usecase"
+    shutil.copytree(BUNDLED_USE_CASE, other)
+    declaration = other / "usecase.yaml"
+    declaration.write_text(declaration.read_text() + "# another use case, same shape\n")
+    good = runs.good.at(uri, tmp_path)
+    with pytest.raises(CustodyError, match=r"use case [0-9a-f]{12} is not the one data prep"):
+        run_feature_engineering(
+            run=good.run,
+            metadata_uri=uri,
+            dataset_dir=good.paths["dataset"],
+            dataset_uri=str(good.paths["dataset"]),
+            use_case_uri=str(other),
+            policy={},
+            seed=1,
+            feature_set_dir=tmp_path / "features",
+            feature_set_uri=str(tmp_path / "features"),
+            transform_path=tmp_path / "transform.json",
+            transform_uri=str(tmp_path / "transform.json"),
+            report_path=tmp_path / "feature_report.json",
+            report_uri=str(tmp_path / "feature_report.json"),
+        )
+    assert _states(uri, "good")["feature_engineering"] == "FAILED"

@@ -83,18 +83,6 @@ def private(world: World, tmp_path: Path) -> Iterator[tuple[str, str]]:
     yield uri, ledger
 
 
-def _at(chain: Chain, uri: str, root: Path) -> Chain:
-    copy = Chain(
-        root,
-        uri,
-        chain.run_id,
-        data_seed=chain.data_seed,
-        hyperparameters=chain.hyperparameters,
-    )
-    copy.paths = dict(chain.paths)
-    return copy
-
-
 def _model(chain: Chain) -> str:
     return sha256_path(chain.paths["model"])
 
@@ -117,7 +105,7 @@ def test_approval_refuses_another_models_passing_evaluation(
     world: World, private: tuple[str, str], tmp_path: Path
 ) -> None:
     uri, _ = private
-    bad = _at(world.bad, uri, tmp_path)
+    bad = world.bad.at(uri, tmp_path)
     bad.paths["integration_report"] = world.good.paths["integration_report"]
     with pytest.raises(CustodyError, match="run bad has a FAILED evaluation"):
         bad.approve(evaluation_report=world.good.paths["evaluation_report"])
@@ -127,11 +115,11 @@ def test_deployment_refuses_another_runs_approval(
     world: World, private: tuple[str, str], tmp_path: Path
 ) -> None:
     uri, ledger = private
-    good = _at(world.good, uri, tmp_path)
+    good = world.good.at(uri, tmp_path)
     not_this_runs = r"approval [0-9a-f]{12} is not the one approval produced"
     with pytest.raises(CustodyError, match=not_this_runs):
         good.deploy(world.twin.paths["approval"], ledger=ledger)
-    twin = _at(world.twin, uri, tmp_path)
+    twin = world.twin.at(uri, tmp_path)
     with pytest.raises(CustodyError, match=not_this_runs):
         twin.deploy(world.good.paths["approval"], ledger=ledger)
 
@@ -202,7 +190,7 @@ def test_demo_approval_routes_to_production_are_closed(
 ) -> None:
     uri, ledger = private
     _production_platform(tmp_path / "platform.yaml", monkeypatch, ledger)
-    twin = _at(world.twin, uri, tmp_path)
+    twin = world.twin.at(uri, tmp_path)
     # 1. the run was started in development, the platform now says production: every later
     # stage refuses to continue it.
     with pytest.raises(
@@ -252,7 +240,7 @@ def test_a_forged_approval_file_is_refused_against_the_backend(
 ) -> None:
     """The approval document says approved, but the approval backend holds no such decision."""
     uri, ledger = private
-    twin = _at(world.twin, uri, tmp_path)
+    twin = world.twin.at(uri, tmp_path)
     approvals = world.root / "approvals"
     [request_file] = [
         p
@@ -335,7 +323,7 @@ def test_a_crash_between_ledger_and_metadata_is_completed_by_the_rerun(
     world: World, private: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uri, ledger = private
-    twin = _at(world.twin, uri, tmp_path)
+    twin = world.twin.at(uri, tmp_path)
     # A crashed earlier writer left a half-written temp file behind: ignored.
     stale = _ledger_dir(ledger) / ".tmp-crashed"
     stale.write_text('{"half": ')
