@@ -13,9 +13,10 @@ declare -A COMMANDS=(
   [radosgw]="radosgw"
   [ceph-mon]="ceph-mon monmaptool ceph-authtool ceph"
   [ceph-osd]="ceph-osd"
+  [chromium]="chromium"
 )
 missing=()
-for package in mariadb-server radosgw ceph-mon ceph-osd; do
+for package in mariadb-server radosgw ceph-mon ceph-osd chromium; do
   for command in ${COMMANDS[$package]}; do
     if ! command -v "$command" >/dev/null 2>&1; then
       missing+=("$package")
@@ -25,7 +26,7 @@ for package in mariadb-server radosgw ceph-mon ceph-osd; do
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "setup-services: the tests need MariaDB and Ceph RGW; missing Debian package(s):" \
+    echo "setup-services: the tests need MariaDB, Ceph RGW and Chromium; missing Debian package(s):" \
       "${missing[*]} (install them as root once: sudo bash hack/setup-services.sh)" >&2
     exit 1
   fi
@@ -33,4 +34,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "test services ready: MariaDB, Ceph RGW"
+echo "test services ready: MariaDB, Ceph RGW, Chromium (headless)"
