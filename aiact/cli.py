@@ -37,6 +37,7 @@ def _run_local(args: argparse.Namespace) -> int:
         model_name=args.model_name or "",
         log_to_file=not args.verbose,
         progress=True,
+        overrides=_run_overrides(args),
     )
     result = run_local(config)
     store = LineageStore.connect(config.metadata_uri)
@@ -51,7 +52,7 @@ def _run_local(args: argparse.Namespace) -> int:
     print(f"deployment ledger: {config.ledger_uri}")
     bundle = workdir / "evidence" / result.run_id
     manifest = write_bundle(store, result.run_id, bundle)
-    print(f"evidence bundle:   {bundle / 'manifest.json'} (AI Act articles -> evidence)")
+    print(f"evidence bundle:   {bundle / 'index.html'} (AI Act articles -> evidence)")
     if result.log_path is not None:
         print(f"executor logs:     {result.log_path}")
     custody = manifest["custody"]
@@ -72,6 +73,57 @@ def _run_local(args: argparse.Namespace) -> int:
     elif result.succeeded:
         where = f"--metadata-uri {config.metadata_uri}"
         print(f"lineage:           aiact trace --run {result.run_id} --verify {where}")
+    return 0 if result.succeeded else 1
+
+
+def _run_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """Pipeline arguments `run-local` takes as options (--hyperparameters JSON, --seed)."""
+    overrides: dict[str, object] = {}
+    if args.hyperparameters:
+        try:
+            hyperparameters = json.loads(args.hyperparameters)
+        except ValueError as exc:
+            raise ValueError(f"--hyperparameters is not JSON: {exc}") from None
+        if not isinstance(hyperparameters, dict):
+            raise ValueError("--hyperparameters must be a JSON object, e.g. '{\"max_epochs\": 12}'")
+        overrides["hyperparameters"] = hyperparameters
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    return overrides
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """`aiact resume RUN`: re-run a failed or killed run from its first incomplete stage."""
+    from pipelines.local_run import LocalRunConfig, resume_local
+
+    config = LocalRunConfig(workdir=args.workdir, log_to_file=not args.verbose, progress=True)
+    resumed = resume_local(config, args.run)
+    plan, result = resumed.plan, resumed.result
+    store = LineageStore.connect(config.metadata_uri)
+    print("\n== aiact resume ==")
+    stopped = f"{plan.state} at {plan.first_incomplete}; now abandoned"
+    print(f"resumed run:       {plan.run_id} ({stopped})")
+    for name in resumed.withdrawn:
+        print(f"withdrawn request: {name} (its run was abandoned)")
+    print(f"run id:            {result.run_id}")
+    print(f"outcome:           {'SUCCEEDED' if result.succeeded else 'HALTED'}")
+    for execution in store.executions_of_run(result.run_id):
+        origin = execution.properties.get("reused_execution_id")
+        if origin:
+            source = execution.properties.get("reused_from_run", "")
+            print(f"  reused:          {execution.stage} = execution {origin} of run {source}")
+    bundle = config.workdir.resolve() / "evidence" / result.run_id
+    manifest = write_bundle(store, result.run_id, bundle)
+    print(f"evidence bundle:   {bundle / 'index.html'}")
+    if result.log_path is not None:
+        print(f"executor logs:     {result.log_path}")
+    custody = manifest["custody"]
+    verdict = (
+        f"VERIFIED through {custody['through']} (sha256:{custody['custody_sha256']})"
+        if custody["verified"]
+        else f"not verified: {custody['reason']}"
+    )
+    print(f"chain of custody:  {verdict}")
     return 0 if result.succeeded else 1
 
 
@@ -114,11 +166,31 @@ def _verify_model(args: argparse.Namespace) -> int:
 
 
 def _evidence_bundle(args: argparse.Namespace) -> int:
+    from aiact.bundle import INDEX, SUMS, BundleError, verify_bundle
+
+    if args.verify is not None:
+        if args.run or args.out:
+            raise ValueError("evidence-bundle --verify DIR takes no --run or --out")
+        try:
+            checked = verify_bundle(args.verify)
+        except BundleError as exc:
+            print(f"aiact: evidence bundle {args.verify} altered: {exc}", file=sys.stderr)
+            return 1
+        print(
+            f"VERIFIED: {checked['files']} files of the bundle of run {checked['run_id']} "
+            f"match {SUMS} and the MLMD records in its manifest"
+        )
+        return 0
+    if not args.run or args.out is None:
+        raise ValueError("evidence-bundle needs --run ID and --out DIR (or --verify DIR)")
     manifest = write_bundle(LineageStore.connect(args.metadata_uri), args.run, args.out)
     for article, content in manifest["articles"].items():
         missing = ", ".join(content["missing"]) or "-"
         print(f"{article:<20} {len(content['evidence']):>2} records  missing: {missing}")
-    print(f"wrote {args.out / 'manifest.json'}")
+    custody = manifest["custody"]
+    verified = f"VERIFIED through {custody['through']}" if custody["verified"] else "NOT VERIFIED"
+    print(f"run outcome: {manifest['outcome']}; chain of custody: {verified}")
+    print(f"wrote {args.out / INDEX} ({len(manifest['files'])} evidence files, {SUMS})")
     return 0
 
 
@@ -126,6 +198,31 @@ def _runs(args: argparse.Namespace) -> int:
     store = LineageStore.connect(args.metadata_uri)
     for context in store.runs():
         print(json.dumps({"run_id": context.name, **properties_of(context)}, sort_keys=True))
+    return 0
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from aiact.dashboard import percent, run_dashboard
+
+    index, board = run_dashboard(args.metadata_uri, args.out, args.since or "")
+    m = board.overall
+    print(
+        f"{m.runs} runs: validation-gate success {percent(m.validation_success_rate)}, "
+        f"fairness-gate failures {m.fairness_failed}, deployed {m.deployed}, "
+        f"blocked at approval {m.blocked_at_approval}"
+    )
+    print(f"wrote {index}")
+    return 0
+
+
+def _impact(args: argparse.Namespace) -> int:
+    from aiact.impact import impact
+
+    found = impact(LineageStore.connect(args.metadata_uri), args.query)
+    if args.json:
+        print(json.dumps(found.to_dict(), indent=1, sort_keys=True))
+    else:
+        print("\n".join(found.lines()))
     return 0
 
 
@@ -160,7 +257,26 @@ def _link(uri: str) -> str:
     return Path(uri).as_uri() if uri.startswith("/") else uri
 
 
+def _review(args: argparse.Namespace) -> int:
+    """`aiact approvals --review NAME --out DIR`: fetch the request's review page, verified."""
+    from aiact.review_page import fetch_verified
+
+    if args.out is None:
+        raise ValueError("approvals --review NAME needs --out DIR")
+    request = backend_from_uri(args.approvals).request(args.review)
+    path = fetch_verified(
+        request.review_page_uri, request.review_page_sha256, args.out, request.name
+    )
+    print(
+        f"{request.name}: review page verified (sha256 {request.review_page_sha256}), "
+        f"from {request.review_page_uri}\n    open: {path.resolve().as_uri()}"
+    )
+    return 0
+
+
 def _pending(args: argparse.Namespace) -> int:
+    if args.review:
+        return _review(args)
     for request in backend_from_uri(args.approvals).pending():
         acknowledge = "".join(f" --acknowledge '{a}'" for a in request.acknowledgements_required)
         where = f"{request.name} --approvals {args.approvals} --reason ..."
@@ -180,7 +296,14 @@ def _pending(args: argparse.Namespace) -> int:
             f"(sha256 {request.evaluation_report_sha256[:12]})\n"
             f"    integration report: {_link(request.integration_report_uri)} "
             f"(sha256 {request.integration_report_sha256[:12]})\n"
-            f"    decide: aiact approve {where}  |  aiact reject {where}"
+            + (
+                f"    review page:        {_link(request.review_page_uri)} "
+                f"(sha256 {request.review_page_sha256[:12]}; fetch and verify: aiact approvals "
+                f"--review {request.name} --approvals {args.approvals} --out DIR)\n"
+                if request.review_page_sha256
+                else "    review page:        none (the request names no review page)\n"
+            )
+            + f"    decide: aiact approve {where}  |  aiact reject {where}"
         )
     return 0
 
@@ -364,6 +487,29 @@ def _verify_ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rollback(args: argparse.Namespace) -> int:
+    from aiact.deployer.rollback import record_rollback, run_rollback
+    from components.deployment.core import DeploymentRefused
+
+    store = LineageStore.connect(args.metadata_uri)
+    try:
+        status = run_rollback(
+            args.name,
+            reason=args.reason,
+            requested_by=args.requested_by or getpass.getuser(),
+            deployments=args.deployments,
+            ledger_uri=args.ledger,
+            store=store,
+            timeout_s=args.timeout,
+        )
+        record_rollback(store, status, args.workdir)
+    except DeploymentRefused as exc:
+        print(f"aiact: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(status["message"])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="aiact", description=__doc__)
@@ -403,7 +549,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="stream every stage's executor logs (default: one line per stage; the logs go "
         "to WORKDIR/logs/<submission>.log)",
     )
+    run.add_argument(
+        "--hyperparameters",
+        help="training hyperparameters as a JSON object (default: the pipeline's)",
+    )
+    run.add_argument("--seed", type=int, help="training and split seed (default: 42)")
     run.set_defaults(handler=_run_local)
+
+    resume = commands.add_parser(
+        "resume",
+        help="re-run a failed or killed run-local run from its first incomplete stage (a new "
+        "run whose earlier stages reuse the old run's executions; the old run is marked "
+        "abandoned)",
+    )
+    resume.add_argument("run", help="the run id (see `aiact runs`)")
+    resume.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    resume.add_argument("--verbose", action="store_true", help="stream the executors' logs")
+    resume.set_defaults(handler=_resume)
 
     trace = commands.add_parser("trace", help="trace the deployed model to data, code, approval")
     trace.add_argument("--metadata-uri", default=metadata_default)
@@ -434,9 +596,16 @@ def build_parser() -> argparse.ArgumentParser:
     bundle = commands.add_parser(
         "evidence-bundle", help="write a run's evidence, mapped to AI Act articles"
     )
-    bundle.add_argument("--run", required=True, help="pipeline run id (see `aiact runs`)")
-    bundle.add_argument("--out", type=Path, required=True)
+    bundle.add_argument("--run", help="pipeline run id (see `aiact runs`)")
+    bundle.add_argument("--out", type=Path, help="folder to write (index.html, SHA256SUMS, ...)")
     bundle.add_argument("--metadata-uri", default=metadata_default)
+    bundle.add_argument(
+        "--verify",
+        type=Path,
+        metavar="DIR",
+        help="re-hash every file of the bundle in DIR against its SHA256SUMS and the MLMD "
+        "records in its manifest; exit 1 naming the first mismatch",
+    )
     bundle.set_defaults(handler=_evidence_bundle)
 
     runs = commands.add_parser("runs", help="list recorded pipeline runs")
@@ -463,6 +632,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     pending = commands.add_parser("approvals", help="list approvals awaiting a decision")
     pending.add_argument("--approvals", default=approvals_default, help=APPROVALS_HELP)
+    pending.add_argument(
+        "--review",
+        metavar="NAME",
+        help="fetch request NAME's review page (a path or s3://) into --out DIR, refused unless "
+        "it hashes to the sha256 the request names",
+    )
+    pending.add_argument("--out", type=Path, metavar="DIR", help="where --review writes the page")
     pending.set_defaults(handler=_pending)
 
     comp = commands.add_parser("compile", help="compile the pipeline into its versioned YAML")
@@ -607,6 +783,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ledger.add_argument("--metadata-uri", default=metadata_default)
     ledger.set_defaults(handler=_verify_ledger)
+
+    rollback = commands.add_parser(
+        "rollback",
+        help="restore the previous production model of NAME through the deployer",
+    )
+    rollback.add_argument("name", help="the model (InferenceService) name")
+    rollback.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    rollback.add_argument(
+        "--deployments",
+        default="",
+        help="kubernetes://NAMESPACE: a DeploymentRequest for the cluster's deployer there; "
+        "default: the local deployer in-process (nothing applied)",
+    )
+    rollback.add_argument(
+        "--ledger",
+        default=f"file://{(DEFAULT_WORKDIR / 'ledger').resolve()}",
+        help="the local ledger (in-process only; a cluster uses the platform's)",
+    )
+    rollback.add_argument("--metadata-uri", default=metadata_default)
+    rollback.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    rollback.add_argument("--requested-by", default="", help="default: your login name")
+    rollback.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait")
+    rollback.set_defaults(handler=_rollback)
+
+    board = commands.add_parser(
+        "dashboard",
+        help="write the governance dashboard (gate rates over time, per model and use case)",
+    )
+    board.add_argument("--out", type=Path, required=True, help="folder for index.html and runs/")
+    board.add_argument("--metadata-uri", default=metadata_default)
+    board.add_argument("--since", help="only runs started on or after this UTC date (2026-01-31)")
+    board.set_defaults(handler=_dashboard)
+
+    reverse = commands.add_parser(
+        "impact", help="which runs, models and deployments used a dataset, policy or commit"
+    )
+    reverse.add_argument(
+        "query", help="dataset or policy sha256 (or prefix), artefact id or URI, or code commit"
+    )
+    reverse.add_argument("--metadata-uri", default=metadata_default)
+    reverse.add_argument("--json", action="store_true", help="print JSON instead of text")
+    reverse.set_defaults(handler=_impact)
     return parser
 
 
@@ -654,7 +872,7 @@ def kubectl_plugin_main(argv: list[str] | None = None) -> int:
     if not rest or rest[0] not in PLUGIN_COMMANDS:
         print(
             "usage: kubectl aiact {approve,reject} NAME --reason TEXT [-n NAMESPACE]\n"
-            "       kubectl aiact approvals [-n NAMESPACE]",
+            "       kubectl aiact approvals [--review NAME --out DIR] [-n NAMESPACE]",
             file=sys.stderr,
         )
         return 2

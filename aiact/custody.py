@@ -16,7 +16,10 @@ it proves:
   report names model and registration, the approval request names model, evaluation report,
   integration report and run, the deployment names model and approval;
 - every gate report passed, and one gate policy (hash) governs every gate of the run;
-- no execution of the run FAILED;
+- every gate's verdict task judged THAT report passed (a gate's evidence execution completes
+  even when its verdict is a breach, so its recorded verdict, not its state, is what counts),
+  before the next stage, which consumed the verdict;
+- no execution of the run FAILED, and no gate of the run recorded a breach;
 - every artefact's content, re-hashed from storage now, equals its MLMD record.
 
 A broken link fails with one line that names it, e.g. "evaluation report 9a38c1d2e4f5 evaluated
@@ -42,6 +45,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 from aiact import lineage
 from aiact.hashing import sha256_json, sha256_path
 from aiact.lineage import LineageError, LineageStore, PropertyValue, properties_of
+from aiact.policy import BREACHED, PASSED
 
 CHAIN = (
     "data_preparation",
@@ -60,6 +64,33 @@ GATE_REPORTS = {
     "evaluation": "evaluation_report",
     "integration_testing": "integration_report",
 }
+# The stage that consumes each gate's verdict (the verdict task's output), so the order holds by
+# data dependencies; a gate's verdict task is the stage `<gate>_verdict`.
+VERDICT_CONSUMERS = {
+    "data_preparation": "feature_engineering",
+    "feature_engineering": "training",
+    "evaluation": "registration",
+    "integration_testing": "approval",
+}
+VERDICT_SUFFIX = "_verdict"
+# Every link of a verified chain in recording order: each gate followed by its verdict.
+ORDER = tuple(
+    name
+    for stage in CHAIN
+    for name in ((stage, stage + VERDICT_SUFFIX) if stage in GATE_REPORTS else (stage,))
+)
+
+
+def verdict_stage(gate: str) -> str:
+    """The stage name of a gate's verdict task (also the role of the verdict it writes)."""
+    return gate + VERDICT_SUFFIX
+
+
+def base_stage(stage: str) -> str:
+    """The chain stage a link belongs to (a verdict task belongs to its gate)."""
+    return stage.removesuffix(VERDICT_SUFFIX)
+
+
 # Outcomes (exception names recorded by aiact.stage) that are verdicts against a run.
 VERDICTS = frozenset(
     {
@@ -372,15 +403,28 @@ class Verifier:
         failed = [
             link
             for link in links
-            if link.state != "COMPLETE"
-            and link.stage in CHAIN[: upto + 1]
-            and (link.properties.get("outcome") in VERDICTS or link.properties.get("gate_breaches"))
+            if base_stage(link.stage) in CHAIN[: upto + 1]
+            and (
+                link.properties.get("verdict") == BREACHED
+                or (
+                    link.state != "COMPLETE"
+                    and (
+                        link.properties.get("outcome") in VERDICTS
+                        or link.properties.get("gate_breaches")
+                    )
+                )
+            )
         ]
         if failed:
             first = failed[0]
             why = first.properties.get("gate_breaches") or first.properties.get("error", "")
+            what = (
+                f"run {run_id}'s {base_stage(first.stage).replace('_', ' ')} gate breached"
+                if first.properties.get("verdict") == BREACHED
+                else f"run {run_id} has a {first.state} {first.stage}"
+            )
             raise CustodyError(
-                f"run {run_id} has a {first.state} {first.stage} (execution "
+                f"{what} (execution "
                 f"{first.execution_id}{': ' + str(why)[:200] if why else ''}): "
                 "no model of this run may pass beyond it"
             )
@@ -484,7 +528,8 @@ class Verifier:
                 {"model": model, "approval": custody.digest("approval", "approval")},
                 model_what,
             )
-        custody.links = {stage: custody.links[stage] for stage in CHAIN if stage in custody.links}
+        self._link_verdicts(custody, completed)
+        custody.links = {stage: custody.links[stage] for stage in ORDER if stage in custody.links}
         self._check_order(custody)
         self._check_outcomes(custody)
         self._check_policy(custody)
@@ -495,6 +540,72 @@ class Verifier:
                     self.check_content(artifact)
             custody.checks.append("every artefact re-hashed from storage equals its record")
         return custody
+
+    def _link_verdicts(self, custody: Custody, completed: list[Link]) -> None:
+        """Add each gate's verdict link: a completed `<gate>_verdict` execution of this run that
+        read the gate's report and judged it passed; the stage after the gate must have
+        consumed that verdict."""
+        for gate, role in GATE_REPORTS.items():
+            if gate not in custody.links:
+                continue
+            report = custody.digest(gate, role)
+            name = verdict_stage(gate)
+            verdicts = [
+                link for link in completed if link.stage == name and link.input(role) == report
+            ]
+            passed = [link for link in verdicts if link.properties.get("verdict") == PASSED]
+            if not passed:
+                raise CustodyError(
+                    f"run {custody.run_id} has no passed verdict of the {gate.replace('_', ' ')} "
+                    f"gate on its {role.replace('_', ' ')} {short(report)}: the gate's verdict "
+                    "task did not run, or did not pass it"
+                )
+            verdict = passed[-1]
+            custody.links[name] = verdict
+            consumer = custody.links.get(VERDICT_CONSUMERS[gate])
+            if consumer is not None and consumer.input(name) != verdict.output(name):
+                raise CustodyError(
+                    f"{consumer.stage} (execution {consumer.execution_id}) in run "
+                    f"{custody.run_id} did not consume the {gate.replace('_', ' ')} gate's "
+                    f"verdict {short(verdict.output(name))} (it read "
+                    f"{short(consumer.input(name))}): it did not wait for the gate"
+                )
+
+    def gate_evidence(
+        self, run_id: str, gate: str, report_sha256: str
+    ) -> tuple[Link, dict[str, Any]]:
+        """The completed `gate` execution of this run that wrote this report, and the report,
+        re-hashed from storage; its recorded verdict must agree with the report's."""
+        if gate not in GATE_REPORTS:
+            raise CustodyError(f"unknown gate {gate!r}: one of {', '.join(sorted(GATE_REPORTS))}")
+        role = GATE_REPORTS[gate]
+        links = [
+            link
+            for link in self.links_of_run(run_id)
+            if link.stage == gate
+            and link.state == "COMPLETE"
+            and link.output(role) == report_sha256
+        ]
+        if not links:
+            raise CustodyError(
+                f"{role.replace('_', ' ')} {short(report_sha256)} was not written by a completed "
+                f"{gate.replace('_', ' ')} in run {run_id}"
+            )
+        link = links[-1]
+        artifact = link.outputs[role]
+        self.check_content(artifact)
+        report = self.document(artifact)
+        passed = (report.get("gate") or {}).get("passed") is True
+        recorded = link.properties.get("verdict")
+        if recorded != (PASSED if passed else BREACHED) or (
+            properties_of(artifact).get("passed") is not passed
+        ):
+            raise CustodyError(
+                f"{gate.replace('_', ' ')} execution {link.execution_id} recorded verdict "
+                f"{recorded or '(none)'} but its {role.replace('_', ' ')} "
+                f"{'passed' if passed else 'did not pass'}: the evidence was altered"
+            )
+        return link, report
 
     def _check_ledger(self, custody: Custody, link: Link, entry: Mapping[str, Any]) -> None:
         """The deployment's ledger entry is really in the (write-once) ledger, unchanged, and
@@ -702,13 +813,13 @@ def verify_ledger(store: LineageStore, ledger_uri: str) -> Any:
     recorded against it has its entry (same hash, key, model), every entry has its deployment,
     and no entry up to the highest recorded head is missing or rewritten. Returns the head."""
     from aiact.ledger import RecordedDeployment, cross_check, ledger_from_uri
+    from aiact.queries import query_artifacts
 
     ledger = ledger_from_uri(ledger_uri)
     recorded = []
-    for artifact in store.store.get_artifacts_by_type(lineage.DEPLOYMENT):
+    # The deployments recorded against this ledger (an indexed filter query, not every one).
+    for artifact in query_artifacts(store, lineage.DEPLOYMENT, {"ledger_uri": ledger.location}):
         props = properties_of(artifact)
-        if props.get("ledger_uri") != ledger.location:
-            continue
         recorded.append(
             RecordedDeployment(
                 sequence=int(props.get("ledger_sequence", 0) or 0),
@@ -722,18 +833,28 @@ def verify_ledger(store: LineageStore, ledger_uri: str) -> Any:
     return cross_check(ledger, recorded)
 
 
-def find_models(store: LineageStore, name_or_digest: str) -> list[mlmd_pb.Artifact]:
+def find_models(
+    store: LineageStore, name_or_digest: str, limit: int | None = None
+) -> list[mlmd_pb.Artifact]:
     """The models an auditor means: a full digest, a version (digest prefix of 12+ hex digits),
-    or a model name (its production models, else every model of that name), newest first."""
+    or a model name (its production models, else every model of that name), newest first, at
+    most `limit`. Indexed queries (by name, by a name range, by custom property), never a list
+    of every model."""
+    from aiact.queries import artifacts_with_prefix, query_artifacts
+
     wanted = name_or_digest.strip().lower()
-    models = store.store.get_artifacts_by_type(lineage.MODEL)
     hexdigits = set("0123456789abcdef")
+    found: list[mlmd_pb.Artifact]
     if len(wanted) >= 12 and set(wanted) <= hexdigits:
-        found = [m for m in models if m.name.startswith(wanted)]
+        exact = store.find_artifact(lineage.MODEL, wanted) if len(wanted) == 64 else None
+        if exact is not None:
+            found = [exact]
+        else:
+            found = artifacts_with_prefix(store, lineage.MODEL, wanted, limit=limit)
     else:
-        named = [m for m in models if properties_of(m).get("model_name") == name_or_digest]
-        production = [m for m in named if properties_of(m).get("stage") == "production"]
-        found = production or named
+        found = query_artifacts(
+            store, lineage.MODEL, {"model_name": name_or_digest, "stage": "production"}, limit=limit
+        ) or query_artifacts(store, lineage.MODEL, {"model_name": name_or_digest}, limit=limit)
     if not found:
         raise CustodyError(f"no model {name_or_digest!r} in the metadata store")
     return sorted(found, key=lambda m: m.id, reverse=True)
@@ -742,11 +863,12 @@ def find_models(store: LineageStore, name_or_digest: str) -> list[mlmd_pb.Artifa
 def default_through(store: LineageStore, model: mlmd_pb.Artifact) -> str:
     """How far a model's chain must reach: to deployment once it was deployed (in production
     or archived, or any deployment records it), else approval."""
+    from aiact.queries import newest_artifact
+
     if properties_of(model).get("stage") in ("production", "archived"):
         return "deployment"
-    for deployment in store.store.get_artifacts_by_type(lineage.DEPLOYMENT):
-        if properties_of(deployment).get("model_sha256") == model.name:
-            return "deployment"
+    if newest_artifact(store, lineage.DEPLOYMENT, {"model_sha256": model.name}) is not None:
+        return "deployment"
     return "approval"
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from aiact import pages
 from aiact.policy import GateResult
 
 # Marks a passed check that every approver must acknowledge explicitly (e.g. a fairness check
@@ -57,58 +57,44 @@ def write_json(path: Path, report: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict | list):
-        return f"<pre>{html.escape(json.dumps(value, indent=1, default=str))}</pre>"
-    return html.escape(str(value))
+# A report section of this name (a list of sentences) is shown under the verdict as notes for
+# the reviewer: what the gate could not assess, and why (e.g. no production model to compare
+# with yet), so that it is never mistaken for a passed check.
+NOTES = "notes"
+
+
+def _section_kind(content: Any) -> str:
+    """How report.html.j2 shows a section: a mapping without nested mappings as a table (a
+    list value as JSON in its cell), a list of scalars as a list, other nested data as JSON;
+    a single value ("scalar") goes into the report's summary table."""
+    if isinstance(content, dict) and all(not isinstance(v, dict) for v in content.values()):
+        return "table"
+    if isinstance(content, list) and all(not isinstance(v, dict | list) for v in content):
+        return "list"
+    return "value" if isinstance(content, dict | list) else "scalar"
 
 
 def render_html(report: dict[str, Any], figures: Sequence[str] = ()) -> str:
-    """A self-contained HTML page: verdict, checks table, figures (trusted inline SVG made by
-    the stage), then each evidence section."""
-    title = html.escape(report["title"])
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>{title}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse}td,th{border:1px solid #999;padding:4px 8px}"
-        ".ok{color:#060}.breach{color:#b00;font-weight:bold}"
-        ".plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}</style></head><body>",
-        f"<h1>{title}</h1>",
+    """A self-contained HTML page (aiact/templates/report.html.j2): verdict, policy sha256,
+    the checks table (passed or breached per check), the report's notes for the reviewer,
+    figures (trusted inline SVG made by the stage with aiact.plots), then each evidence
+    section."""
+    sections = report["sections"]
+    notes = sections.get(NOTES) if isinstance(sections, dict) else None
+    shown = [
+        (str(name), _section_kind(content), content)
+        for name, content in sections.items()
+        if name != NOTES
     ]
-    gate = report.get("gate")
-    if gate:
-        verdict = "PASSED" if gate["passed"] else "FAILED"
-        css = "ok" if gate["passed"] else "breach"
-        parts.append(f"<p class='{css}'>Gate <b>{html.escape(gate['gate'])}</b>: {verdict}</p>")
-        parts.append(f"<p>Policy sha256: <code>{html.escape(report['policy_sha256'])}</code></p>")
-        parts.append("<table><tr><th>check</th><th>value</th><th>limit</th><th>verdict</th>")
-        parts.append("<th>detail</th></tr>")
-        for check in gate["checks"]:
-            css = "ok" if check["passed"] else "breach"
-            parts.append(
-                f"<tr><td>{_cell(check['name'])}</td><td>{_cell(check['value'])}</td>"
-                f"<td>{_cell(check['comparison'])} {_cell(check['limit'])}</td>"
-                f"<td class='{css}'>{'ok' if check['passed'] else 'BREACH'}</td>"
-                f"<td>{_cell(check['detail'])}</td></tr>"
-            )
-        parts.append("</table>")
-    if figures:
-        parts.append("<h2>Plots</h2><div class='plots'>")
-        parts.extend(figures)
-        parts.append("</div>")
-    for name, content in report["sections"].items():
-        parts.append(f"<h2>{html.escape(name)}</h2>")
-        if isinstance(content, dict) and all(not isinstance(v, dict) for v in content.values()):
-            rows = "".join(
-                f"<tr><td>{_cell(k)}</td><td>{_cell(v)}</td></tr>" for k, v in content.items()
-            )
-            parts.append(f"<table>{rows}</table>")
-        else:
-            parts.append(_cell(content))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    return pages.render(
+        "report.html.j2",
+        title=report["title"],
+        report=report,
+        notes=[str(n) for n in notes] if isinstance(notes, list) else [],
+        figures=[pages.trusted(f) for f in figures],
+        summary={name: content for name, kind, content in shown if kind == "scalar"},
+        sections=[section for section in shown if section[1] != "scalar"],
+    )
 
 
 def write_report(
@@ -122,3 +108,64 @@ def write_report(
     write_json(json_path, report)
     if html_path is not None:
         write_atomic(html_path, render_html(report, figures))
+
+
+def page_type(report_type: str) -> str:
+    """The MLMD type of a report's HTML view (`aiact.EvaluationReport` ->
+    `aiact.EvaluationReportPage`): recorded beside the report, so the view is hashed, covered
+    by the custody checks and bundled with the report it shows."""
+    return f"{report_type}Page"
+
+
+def gate_summary(report: Mapping[str, Any]) -> str:
+    """A gate report as Markdown for the KFP run page: verdict, then every breached check (or
+    that all passed), with value and limit."""
+    gate = report.get("gate") or {}
+    name = str(gate.get("gate", report.get("title", "gate")))
+    checks = list(gate.get("checks") or ())
+    breached = [c for c in checks if not c.get("passed")]
+    verdict = "PASSED" if gate.get("passed") else "BREACHED"
+    lines = [f"## {report.get('title', name)}", "", f"**Gate `{name}`: {verdict}**", ""]
+    if breached:
+        lines += ["| breached check | value | limit | detail |", "|---|---|---|---|"]
+        for check in breached:
+            detail = str(check.get("detail", "")).replace("|", "\\|")
+            lines.append(
+                f"| `{check['name']}` | {_md(check.get('value'))} | "
+                f"{check.get('comparison', '')} {_md(check.get('limit'))} | {detail} |"
+            )
+    else:
+        lines.append(f"All {len(checks)} checks passed.")
+    policy = report.get("policy_sha256")
+    if policy:
+        lines += ["", f"Policy sha256: `{policy}`"]
+    return "\n".join(lines) + "\n"
+
+
+def _md(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_summary(path: Path | None, report: Mapping[str, Any]) -> None:
+    """Write `gate_summary(report)` to `path` (a KFP Markdown output) when given."""
+    if path is not None:
+        write_atomic(path, gate_summary(report))
+
+
+NOT_PRODUCED = "NOT_PRODUCED.txt"
+
+
+def not_produced(path: Path, result: GateResult, *, directory: bool = True) -> None:
+    """Fill an output the gate withholds on a breach (its task still completes, so KFP must
+    find something at every output path): a note, never recorded in MLMD, so nothing can
+    consume it as an artefact."""
+    note = (
+        f"Not produced: gate '{result.gate}' breached "
+        + ", ".join(check.name for check in result.breaches)
+        + ". The gate's verdict task halts the run.\n"
+    )
+    if directory:
+        path.mkdir(parents=True, exist_ok=True)
+        write_atomic(path / NOT_PRODUCED, note)
+    else:
+        write_atomic(path, note)

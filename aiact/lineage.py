@@ -34,6 +34,13 @@ PropertyValue = str | int | float | bool
 METADATA_URI_ENV = "AIACT_METADATA_URI"
 METADATA_PASSWORD_ENV = "AIACT_METADATA_PASSWORD"
 RUN_CONTEXT_TYPE = "aiact.PipelineRun"
+# What `aiact run-local` submitted (its pipeline arguments), so `aiact resume` can rebuild them:
+# one context per submission, named by its submission id, which the run context carries.
+SUBMISSION_CONTEXT_TYPE = "aiact.Submission"
+# Artefact properties: its content-addressed object, and the producer's own location once the
+# artefact's `uri` names the object instead (see `LineageStore._relocate_if_shared`).
+OBJECT_URI = "object_uri"
+FIRST_URI = "first_uri"
 
 # Artefact types the suite records; names are the audit vocabulary.
 RAW_DATASET = "aiact.RawDataset"
@@ -49,6 +56,7 @@ TRAINING_REPORT = "aiact.TrainingReport"
 EVALUATION_REPORT = "aiact.EvaluationReport"
 MODEL_REGISTRATION = "aiact.ModelRegistration"
 INTEGRATION_TEST_REPORT = "aiact.IntegrationTestReport"
+GATE_VERDICT = "aiact.GateVerdict"
 APPROVAL = "aiact.Approval"
 DEPLOYMENT = "aiact.Deployment"
 
@@ -271,6 +279,35 @@ class LineageStore:
             raise LineageError(f"no pipeline run {run_id!r} in the metadata store")
         return context
 
+    def update_run(self, run_id: str, updates: Mapping[str, PropertyValue]) -> mlmd_pb.Context:
+        """Set properties on an existing run's context (e.g. that it was abandoned)."""
+        context = self.run_context(run_id)
+        for key, value in updates.items():
+            _set_value(context.custom_properties[key], value)
+        self.store.put_contexts([context])
+        return context
+
+    def record_submission(
+        self, submission_id: str, properties: Mapping[str, PropertyValue]
+    ) -> mlmd_pb.Context:
+        """Record (or add properties to) a submission's context."""
+        context = self.store.get_context_by_type_and_name(SUBMISSION_CONTEXT_TYPE, submission_id)
+        if context is None:
+            context = mlmd_pb.Context(
+                type_id=self._type_id("context", SUBMISSION_CONTEXT_TYPE), name=submission_id
+            )
+        for key, value in properties.items():
+            _set_value(context.custom_properties[key], value)
+        [context.id] = self.store.put_contexts([context])
+        return context
+
+    def submission(self, submission_id: str) -> mlmd_pb.Context | None:
+        """A recorded submission's context, if any."""
+        found: mlmd_pb.Context | None = self.store.get_context_by_type_and_name(
+            SUBMISSION_CONTEXT_TYPE, submission_id
+        )
+        return found
+
     def runs(self) -> list[mlmd_pb.Context]:
         """All recorded runs, oldest first."""
         contexts = self.store.get_contexts_by_type(RUN_CONTEXT_TYPE)
@@ -313,9 +350,10 @@ class LineageStore:
             )
         return artifact
 
-    def _artifact_for(self, record: ArtifactRecord) -> mlmd_pb.Artifact:
+    def _artifact_for(self, record: ArtifactRecord, context_id: int = 0) -> mlmd_pb.Artifact:
         existing = self.find_artifact(record.type_name, record.content_sha256)
         if existing is not None:
+            self._relocate_if_shared(existing, record, context_id)
             return existing
         artifact = mlmd_pb.Artifact(
             type_id=self._type_id("artifact", record.type_name),
@@ -328,6 +366,23 @@ class LineageStore:
         for key, value in record.properties.items():
             _set_value(artifact.custom_properties[key], value)
         return artifact
+
+    def _relocate_if_shared(
+        self, artifact: mlmd_pb.Artifact, record: ArtifactRecord, context_id: int
+    ) -> None:
+        """An artefact another run already recorded names its content-addressed object as its
+        `uri` from now on, never the folder of the run that first wrote it (`aiact.storage`):
+        deleting one run's folder must not break another run's evidence."""
+        target = str(
+            properties_of(artifact).get(OBJECT_URI) or record.properties.get(OBJECT_URI, "")
+        )
+        if not target or artifact.uri == target or not context_id:
+            return
+        runs = {c.id for c in self.store.get_contexts_by_artifact(artifact.id)}
+        if runs - {context_id}:
+            _set_value(artifact.custom_properties[OBJECT_URI], target)
+            _set_value(artifact.custom_properties[FIRST_URI], artifact.uri)
+            artifact.uri = target
 
     def update_artifact(self, artifact_id: int, updates: Mapping[str, PropertyValue]) -> None:
         """Set custom properties on a stored artefact (e.g. a model's stage)."""
@@ -378,7 +433,7 @@ class LineageStore:
             for record in records:
                 event = mlmd_pb.Event(type=event_type)
                 event.path.steps.add().key = record.role
-                pairs.append((self._artifact_for(record), event))
+                pairs.append((self._artifact_for(record, context.id), event))
         execution_id, artifact_ids, _ = self.store.put_execution(
             execution, pairs, [context], reuse_context_if_already_exist=True
         )

@@ -13,6 +13,10 @@ import yaml
 from aiact.hashing import sha256_json
 
 DEFAULT_POLICY = "policy.yaml"
+# A gate's verdict, recorded on its evidence execution (property `verdict`) and by the verdict
+# task that halts the run on a breach.
+PASSED = "passed"
+BREACHED = "breached"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,17 @@ class GateResult:
             "passed": self.passed,
             "checks": [asdict(check) for check in self.checks],
         }
+
+    @property
+    def verdict(self) -> str:
+        """`passed` or `breached`: what the gate's evidence execution records as its verdict."""
+        return PASSED if self.passed else BREACHED
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        """The result a report recorded (`to_dict`'s form)."""
+        checks = tuple(Check(**dict(check)) for check in data.get("checks") or ())
+        return cls(gate=str(data.get("gate", "")), checks=checks)
 
     def raise_if_failed(self) -> None:
         """Halt the pipeline: raise GateFailed naming every breached check."""

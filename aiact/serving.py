@@ -1,134 +1,201 @@
-"""A model server speaking the KServe v1 inference protocol over HTTP, for integration testing.
+"""The served model's contract on the Open Inference Protocol v2 (KServe's "v2" REST protocol):
+one input tensor per raw column of the fitted transform, two output tensors.
 
-    python -m aiact.serving --model-dir DIR [--host 127.0.0.1] [--port 0]
+Shared by the model server (`aiact.kserve_model`, run in the KServe virtual environment, where
+it decodes requests) and the integration-testing stage (pinned environment, where it encodes
+requests and reads responses). Plain numpy/pandas and `aiact.transform` only: no kserve and no
+torch, so both environments import it.
 
-prints one JSON line ``{"event": "listening", "port": N}`` once it accepts requests.
-Routes: ``GET /v1/models/NAME`` (readiness), ``GET /v1/models/NAME/metadata`` (input contract),
-``POST /v1/models/NAME:predict`` with ``{"instances": [{column: value, ...}, ...]}``.
+A request carries, for N records, one tensor per raw column, each of shape ``[N]``:
+
+    {"id": "...", "inputs": [
+        {"name": "age", "datatype": "FP64", "shape": [2], "data": [41.0, null]},
+        {"name": "purpose", "datatype": "BYTES", "shape": [2], "data": ["car", "education"]},
+        ...]}
+
+Numeric columns are FP64 (FP32, INT64 and INT32 are accepted as well); `null` is a missing
+value, imputed with the fitted median. Categorical columns are BYTES (strings); `null` or a
+value outside the vocabulary encodes as all zeros, exactly as in training. The response holds
+`probability` (FP64, the favourable class) and `decision` (INT64, probability >= threshold).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from aiact.model_package import ModelPackage, load_model_package
+from aiact.transform import FittedTransform
+
+PROBABILITY, DECISION = "probability", "decision"
+NUMERIC_DATATYPE, CATEGORICAL_DATATYPE = "FP64", "BYTES"
+NUMERIC_ACCEPTED = frozenset({"FP64", "FP32", "INT64", "INT32"})
+MAX_ROWS = 10_000
+OUTPUT_TYPES: tuple[dict[str, Any], ...] = (
+    {"name": PROBABILITY, "datatype": "FP64", "shape": [-1]},
+    {"name": DECISION, "datatype": "INT64", "shape": [-1]},
+)
 
 
-class BadRequest(ValueError):
-    """The request breaks the model's input contract."""
+class ContractError(ValueError):
+    """A request breaks the model's input contract; the server answers 400 with this message."""
 
 
-def model_metadata(package: ModelPackage) -> dict[str, Any]:
-    """The input/output contract the server publishes."""
-    transform = package.transform
-    inputs: list[dict[str, Any]] = [{"name": n, "datatype": "FP64"} for n in transform.numeric]
-    inputs += [
-        {"name": name, "datatype": "BYTES", "vocabulary": vocabulary}
-        for name, vocabulary in transform.categorical.items()
+@dataclass(frozen=True)
+class Tensor:
+    """One input tensor of a v2 request, as decoded from the JSON body."""
+
+    name: str
+    datatype: str
+    shape: Sequence[int]
+    data: Any
+
+
+def input_types(transform: FittedTransform) -> list[dict[str, Any]]:
+    """The model's inputs as v2 model metadata lists them (`GET /v2/models/NAME`)."""
+    return [
+        {"name": name, "datatype": NUMERIC_DATATYPE, "shape": [-1]} for name in transform.numeric
+    ] + [
+        {"name": name, "datatype": CATEGORICAL_DATATYPE, "shape": [-1]}
+        for name in transform.categorical
     ]
-    return {
-        "name": package.manifest["model_name"],
-        "inputs": inputs,
-        "outputs": [
-            {"name": "probability", "datatype": "FP64"},
-            {"name": "decision", "datatype": "INT64"},
-        ],
-    }
 
 
-def predict(package: ModelPackage, body: Any) -> dict[str, Any]:
-    """Score a v1 `instances` request; BadRequest when it breaks the contract."""
-    if not isinstance(body, dict) or not isinstance(body.get("instances"), list):
-        raise BadRequest("request body must be a JSON object with an 'instances' list")
-    instances = body["instances"]
-    if not instances or not all(isinstance(i, dict) for i in instances):
-        raise BadRequest("'instances' must be a non-empty list of objects")
-    frame = pd.DataFrame(instances)
-    missing = [c for c in package.transform.raw_columns if c not in frame.columns]
-    if missing:
-        raise BadRequest(f"instances lack required columns: {', '.join(missing)}")
-    for column in package.transform.numeric:
-        converted = pd.to_numeric(frame[column], errors="coerce")
-        bad = frame[column].notna() & converted.isna()
-        if bad.any():
-            raise BadRequest(
-                f"column {column!r} must be numeric, got {frame[column][bad].iloc[0]!r}"
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _column(tensor: Tensor, numeric: bool) -> np.ndarray:
+    """One tensor's values as a column: float64 (None -> NaN) or object (str or None)."""
+    for index, value in enumerate(tensor.data):
+        if value is None:
+            continue
+        if numeric and not (_is_number(value) and math.isfinite(value)):
+            raise ContractError(
+                f"input {tensor.name!r} must hold numbers or null, got {value!r} at index {index}"
             )
-        frame[column] = converted
-    probabilities = package.predict_records(frame)
-    return {
-        "predictions": [
-            {"probability": float(p), "decision": int(p >= package.threshold)}
-            for p in probabilities
-        ]
-    }
+        if not numeric and not isinstance(value, str):
+            raise ContractError(
+                f"input {tensor.name!r} must hold strings or null, got {value!r} at index {index}"
+            )
+    if numeric:
+        return np.array([np.nan if v is None else float(v) for v in tensor.data], dtype=np.float64)
+    return np.array(list(tensor.data), dtype=object)
 
 
-def make_handler(package: ModelPackage) -> type[BaseHTTPRequestHandler]:
-    """A request handler bound to one loaded model."""
-    name = package.manifest["model_name"]
+def frame_from_inputs(transform: FittedTransform, tensors: Sequence[Tensor]) -> pd.DataFrame:
+    """The raw records a v2 request carries, validated against the contract.
 
-    class Handler(BaseHTTPRequestHandler):
-        def _send(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    Raises:
+        ContractError: A missing, unknown or repeated input, a wrong datatype or shape, a
+            value of the wrong type, or inputs of different lengths (one line, naming it).
+    """
+    if not tensors:
+        raise ContractError("the request has no inputs")
+    names = [t.name for t in tensors]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ContractError(f"input(s) given more than once: {', '.join(repeated)}")
+    expected = transform.raw_columns
+    missing = [c for c in expected if c not in names]
+    if missing:
+        raise ContractError(
+            f"missing input(s): {', '.join(missing)} (the model needs {', '.join(expected)})"
+        )
+    unknown = [n for n in names if n not in expected]
+    if unknown:
+        raise ContractError(f"unknown input(s): {', '.join(unknown)}")
+    by_name = {t.name: t for t in tensors}
+    rows = -1
+    columns: dict[str, np.ndarray] = {}
+    for name in expected:
+        tensor = by_name[name]
+        numeric = name in transform.numeric
+        datatype = str(tensor.datatype).upper()
+        if numeric and datatype not in NUMERIC_ACCEPTED:
+            raise ContractError(f"input {name!r} has datatype {datatype}, expected FP64")
+        if not numeric and datatype != CATEGORICAL_DATATYPE:
+            raise ContractError(f"input {name!r} has datatype {datatype}, expected BYTES")
+        if not isinstance(tensor.data, list | tuple):
+            raise ContractError(f"input {name!r} carries no JSON data list (binary data?)")
+        if any(isinstance(v, list | tuple | dict) for v in tensor.data):
+            raise ContractError(f"input {name!r} must be a flat list of shape [N]")
+        shape = list(tensor.shape)
+        if shape != [len(tensor.data)]:
+            raise ContractError(
+                f"input {name!r} has shape {shape} but {len(tensor.data)} values; "
+                "expected shape [N] with N values"
+            )
+        if rows < 0:
+            rows = len(tensor.data)
+        elif len(tensor.data) != rows:
+            raise ContractError(
+                f"input {name!r} has {len(tensor.data)} values, the others {rows}: "
+                "every input carries one value per record"
+            )
+        columns[name] = _column(tensor, numeric)
+    if rows == 0:
+        raise ContractError("the request holds no records (every input is empty)")
+    if rows > MAX_ROWS:
+        raise ContractError(f"the request holds {rows} records, at most {MAX_ROWS} are allowed")
+    return pd.DataFrame(columns)
 
-        def do_GET(self) -> None:
-            if self.path == f"/v1/models/{name}":
-                self._send(HTTPStatus.OK, {"name": name, "ready": True})
-            elif self.path == f"/v1/models/{name}/metadata":
-                self._send(HTTPStatus.OK, model_metadata(package))
-            else:
-                self._send(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
-        def do_POST(self) -> None:
-            if self.path != f"/v1/models/{name}:predict":
-                self._send(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
-                return
-            length = int(self.headers.get("Content-Length", 0))
-            try:
-                body = json.loads(self.rfile.read(length) or b"null")
-                self._send(HTTPStatus.OK, predict(package, body))
-            except (json.JSONDecodeError, BadRequest) as exc:
-                self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Silence per-request logs; the integration report records the outcomes."""
-
-    return Handler
+def _json_value(value: Any, numeric: bool) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if numeric:
+        return float(value)
+    return str(value)
 
 
-def serve(model_dir: Path, host: str, port: int) -> None:
-    """Load the model and serve until interrupted."""
-    package = load_model_package(model_dir)
-    server = ThreadingHTTPServer((host, port), make_handler(package))
-    print(json.dumps({"event": "listening", "port": server.server_address[1]}), flush=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
+def v2_request(
+    transform: FittedTransform, records: pd.DataFrame, request_id: str
+) -> dict[str, Any]:
+    """A v2 inference request for `records` (a frame holding every raw column)."""
+    inputs = []
+    for name in transform.raw_columns:
+        numeric = name in transform.numeric
+        values = [_json_value(v, numeric) for v in records[name].tolist()]
+        inputs.append(
+            {
+                "name": name,
+                "datatype": NUMERIC_DATATYPE if numeric else CATEGORICAL_DATATYPE,
+                "shape": [len(values)],
+                "data": values,
+            }
+        )
+    return {"id": request_id, "inputs": inputs}
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model-dir", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args(argv)
-    serve(args.model_dir, args.host, args.port)
+def outputs_of(response: Any, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities, decisions) from a v2 inference response for `rows` records.
 
-
-if __name__ == "__main__":
-    main()
+    Raises:
+        ContractError: When the response lacks either output, or its datatypes, shapes or
+            lengths differ from the contract.
+    """
+    if not isinstance(response, dict) or not isinstance(response.get("outputs"), list):
+        raise ContractError("the response has no 'outputs' list")
+    outputs = {o.get("name"): o for o in response["outputs"] if isinstance(o, dict)}
+    found = []
+    for spec in OUTPUT_TYPES:
+        output = outputs.get(spec["name"])
+        if output is None:
+            raise ContractError(f"the response lacks output {spec['name']!r}")
+        if output.get("datatype") != spec["datatype"]:
+            raise ContractError(
+                f"output {spec['name']!r} has datatype {output.get('datatype')}, "
+                f"expected {spec['datatype']}"
+            )
+        data = output.get("data")
+        if output.get("shape") != [rows] or not isinstance(data, list) or len(data) != rows:
+            raise ContractError(
+                f"output {spec['name']!r} has shape {output.get('shape')}, expected [{rows}]"
+            )
+        found.append(np.asarray(data, dtype=np.float64))
+    return found[0], found[1]

@@ -67,6 +67,9 @@ class Gate:
     command: re.Pattern[str]
     cache_off: bool = False
     accelerator: bool = False
+    # Input parameters the task must bind to these literal constants (compiled into the DAG,
+    # out of reach of run parameters), e.g. which gate a verdict task judges.
+    constants: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -115,6 +118,9 @@ def load_structure(path: Path) -> list[Gate]:
                     command=re.compile(str(entry.get("command", ""))),
                     cache_off=bool(entry.get("cache_off", False)),
                     accelerator=bool(entry.get("accelerator", False)),
+                    constants=tuple(
+                        (str(k), str(v)) for k, v in (entry.get("constants") or {}).items()
+                    ),
                 )
             )
         except re.error as exc:
@@ -280,6 +286,15 @@ def _command_text(container: dict[str, Any]) -> str:
     )
 
 
+def _binds_constants(task: dict[str, Any], constants: tuple[tuple[str, str], ...]) -> bool:
+    parameters = ((task or {}).get("inputs") or {}).get("parameters") or {}
+    for name, wanted in constants:
+        source = parameters.get(name) or {}
+        if ((source.get("runtimeValue") or {}).get("constant")) != wanted:
+            return False
+    return True
+
+
 def _classify(leaves: dict[str, Leaf], gates: list[Gate]) -> tuple[dict[str, int], list[str]]:
     kinds: dict[str, int] = {}
     problems: list[str] = []
@@ -287,7 +302,11 @@ def _classify(leaves: dict[str, Leaf], gates: list[Gate]) -> tuple[dict[str, int
         image = str(leaf.container.get("image", ""))
         command = _command_text(leaf.container)
         matched = [
-            i for i, g in enumerate(gates) if g.image.search(image) and g.command.search(command)
+            i
+            for i, g in enumerate(gates)
+            if g.image.search(image)
+            and g.command.search(command)
+            and _binds_constants(leaf.task, g.constants)
         ]
         if len(matched) > 1:
             names = ", ".join(gates[i].name for i in matched)

@@ -8,6 +8,7 @@ KFP fails the task and nothing downstream runs.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -17,10 +18,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from aiact.custody import Custody, CustodyError, Verifier, short
+from aiact.custody import Custody, CustodyError, Verifier, short, verdict_stage
 from aiact.hashing import canonical_json, sha256_json, sha256_path
 from aiact.lineage import (
     GATE_POLICY,
+    GATE_VERDICT,
+    OBJECT_URI,
     ArtifactRecord,
     LineageStore,
     PropertyValue,
@@ -35,7 +38,8 @@ from aiact.platform import (
     load_platform,
     resolve_run_settings,
 )
-from aiact.policy import GateFailed, policy_sha256
+from aiact.policy import GateFailed, GateResult, policy_sha256
+from aiact.storage import StorageError
 
 
 @dataclass
@@ -52,6 +56,12 @@ class StageContext:
     execution_id: int = 0
     platform: PlatformConfig | None = None
     _verifier: Verifier | None = None
+    # Local paths of declared outputs by role, and of the task's other output files a reusable
+    # stage named (kept as content-addressed objects when the execution is recorded).
+    _output_paths: dict[str, Path] = field(default_factory=dict)
+    _reuse_files: dict[str, Path] = field(default_factory=dict)
+    _reused: Any = None
+    _raise_after: BaseException | None = None
 
     @property
     def verifier(self) -> Verifier:
@@ -140,7 +150,119 @@ class StageContext:
         digest = content_sha256 or sha256_path(path)
         record = ArtifactRecord(type_name, uri, digest, role, dict(properties or {}))
         self.outputs.append(record)
+        self._output_paths[role] = path
         return record
+
+    def reuse(
+        self,
+        parameters: Mapping[str, Any],
+        outputs: Mapping[str, Path | None],
+        *,
+        halt: bool = False,
+    ) -> dict[str, PropertyValue] | None:
+        """Reuse a completed execution with this one's exact inputs, parameters, policy, code
+        and image (`aiact.reuse`), called once every input is declared and verified, before the
+        stage computes anything. `outputs` names every output path of the task: the roles the
+        stage records in MLMD (the first is its primary output) and its other files (HTML,
+        summary). On a reuse, those are filled from the reused execution, the execution records
+        what it reused, and the result to return is given back (`halt`: a reused breached gate
+        raises GateFailed once recorded); None means compute (the key is recorded either way,
+        so a later run may reuse this one)."""
+        from aiact import reuse
+
+        if self.stage not in reuse.REUSABLE_STAGES:
+            raise reuse.ReuseError(
+                f"stage {self.stage} never reuses an execution: "
+                f"{reuse.NEVER_REUSED.get(self.stage, 'it is not a reusable stage')}"
+            )
+        targets = {name: path for name, path in outputs.items() if path is not None}
+        document = reuse.key_document(
+            stage=self.stage,
+            inputs=reuse.key_inputs(self.inputs),
+            parameters=parameters,
+            policy_sha256=str(self.properties.get("policy_sha256", "")),
+            code_commit=self.run.code_commit,
+            image=reuse.image_identity(),
+        )
+        key, text = reuse.key_of(document)
+        self.properties[reuse.REUSE_KEY] = key
+        self.properties[reuse.REUSE_KEY_JSON] = text
+        self._reuse_files = dict(targets)
+        if not reuse.enabled():
+            return None
+        found = reuse.try_reuse(
+            self.lineage, stage=self.stage, key=key, document=document, targets=targets
+        )
+        if found is None:
+            return None
+        self._reused = found
+        self._reuse_files = {}
+        for name, value in found.properties.items():
+            self.properties.setdefault(name, value)
+        self.properties[reuse.REUSED_EXECUTION_ID] = found.origin_id
+        self.properties[reuse.REUSED_FROM_RUN] = found.origin_run
+        if found.execution_id != found.origin_id:
+            self.properties["reused_via_execution_id"] = found.execution_id
+        self.outputs = list(found.outputs)
+        self._output_paths = {r.role: targets[r.role] for r in found.outputs}
+        log_event(
+            self.stage,
+            "reused",
+            run_id=self.run.run_id,
+            reused_execution_id=found.origin_id,
+            reused_from_run=found.origin_run,
+        )
+        primary = next(iter(outputs))
+        if halt and found.properties.get("verdict") == "breached":
+            from aiact.custody import GATE_REPORTS
+            from aiact.policy import GateResult
+
+            report = json.loads(Path(targets[GATE_REPORTS[self.stage]]).read_text())
+            self._raise_after = GateFailed(GateResult.from_dict(report.get("gate") or {}))
+        return reuse.result_of(found, primary)
+
+    def _keep_objects(self, metadata_uri: str) -> None:
+        """Keep every output (and a reusable stage's other output files) as a content-addressed
+        object, named on its record (`object_uri`), so no run's folder holds the only copy."""
+        from aiact.storage import keep_object, object_store_root
+
+        if not self.outputs:
+            return
+        root = object_store_root(metadata_uri, self.outputs[0].uri)
+        if not root:
+            return
+        kept = []
+        for record in self.outputs:
+            path = self._output_paths.get(record.role)
+            if path is None or not path.exists():
+                kept.append(record)
+                continue
+            name = Path(record.uri.rstrip("/")).name or record.role
+            location = keep_object(path, record.content_sha256, name, root)
+            kept.append(replace(record, properties={**record.properties, OBJECT_URI: location}))
+        self.outputs = kept
+        files = {}
+        for name, path in self._reuse_files.items():
+            if name in self._output_paths or not path.exists():
+                continue
+            digest = sha256_path(path)
+            files[name] = {"uri": keep_object(path, digest, path.name, root), "sha256": digest}
+        if files:
+            self.properties["reuse_files"] = json.dumps(files, sort_keys=True)
+
+    def read_verdict(self, gate: str, path: Path, uri: str) -> dict[str, str]:
+        """Declare the verdict of the gate before this stage (its verdict task's output) as an
+        input; returns `{role: digest}` for `verify_upstream`, which checks it is the passed
+        verdict of this run's gate."""
+        role = verdict_stage(gate)
+        return {role: self.read(GATE_VERDICT, path, uri, role).content_sha256}
+
+    def record_verdict(self, result: GateResult) -> None:
+        """Record the gate's verdict on this (evidence) execution, which completes either way:
+        its evidence is published, and the gate's verdict task halts the run on a breach."""
+        self.properties["gate"] = result.gate
+        self.properties["verdict"] = result.verdict
+        self.properties["gate_breaches"] = "; ".join(c.name for c in result.breaches)
 
     def record_statistics(self, when: str, digest: Mapping[str, Any]) -> None:
         """Keep a statistics digest (`when` = before/after the step) and its hash on the
@@ -242,6 +364,15 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
             )
         if context._verifier is not None:
             context._verifier.close()
+        unstored: Exception | None = None
+        try:
+            context._keep_objects(metadata_uri)
+        except (OSError, StorageError) as exc:
+            unstored = exc
+            if error is None:
+                error = exc
+                context.properties["outcome"] = type(exc).__name__
+                context.properties["error"] = f"outputs not stored: {exc}"[:4000]
         context.execution_id, context.artifact_ids = lineage.record_execution(
             run=run,
             stage=stage,
@@ -259,6 +390,10 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
             error=str(error) if error else None,
             outputs={r.role: r.content_sha256[:12] for r in context.outputs},
         )
+    if unstored is not None:
+        raise unstored
+    if context._raise_after is not None:
+        raise context._raise_after
 
 
 PIPELINE_NAME = "aiact-compliance-pipeline"

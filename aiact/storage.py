@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from aiact.hashing import sha256_path
 
 S3_ENDPOINT_ENV = "AIACT_S3_ENDPOINT"
 DATASET_STORE_ENV = "AIACT_DATASET_STORE"
@@ -138,3 +141,125 @@ def _object_exists(client: Any, bucket: str, key: str) -> bool:
             return False
         raise
     return True
+
+
+# -- content-addressed objects ---------------------------------------------------------------
+#
+# Every output a stage records is also kept as an object named by its content:
+# ``<root>/sha256/<first two hex digits>/<sha256>/<name>`` (a file, or a directory tree for
+# directory artefacts; `name` is the output's own file name, so names inside a tree hash the
+# same). An MLMD artefact recorded by more than one run names this object as its `uri` (see
+# `LineageStore.record_execution`), so deleting one run's folder never breaks another run's
+# evidence. Objects are copies (never hard links: a stage re-run that rewrote its output file in
+# place would rewrite the object too), assembled beside their place and renamed into it, and
+# never rewritten.
+
+OBJECT_STORE_ENV = "AIACT_OBJECT_STORE"
+OBJECT_PREFIX = "sha256"
+# The default object prefix inside the bucket of a KFP (minio:// or s3://) output.
+BUCKET_OBJECTS = "aiact-objects"
+
+
+def object_store_root(metadata_uri: str, output_uri: str = "") -> str:
+    """Where content-addressed objects live: ``AIACT_OBJECT_STORE`` (``s3://bucket/prefix`` or
+    a directory) when set; else, for an output KFP stores in object storage (``minio://`` or
+    ``s3://``), ``s3://<its bucket>/aiact-objects``; else, for an embedded SQLite metadata
+    store, the folder ``objects`` beside it; else '' (no object store: artefacts keep the
+    location their producer wrote)."""
+    configured = os.environ.get(OBJECT_STORE_ENV, "")
+    if configured:
+        return configured
+    output = urlparse(output_uri)
+    if output.scheme in ("minio", "s3") and output.netloc:
+        return f"s3://{output.netloc}/{BUCKET_OBJECTS}"
+    uri = metadata_uri or os.environ.get("AIACT_METADATA_URI", "")
+    parsed = urlparse(uri)
+    if uri and uri != "memory:" and parsed.scheme in ("", "sqlite", "file"):
+        return str(Path(parsed.path if parsed.scheme else uri).parent / "objects")
+    return ""
+
+
+def object_uri(root: str, content_sha256: str, name: str) -> str:
+    """The URI of the object holding `content_sha256` under `name` in the store at `root`."""
+    if not name or "/" in name or name in (".", ".."):
+        raise StorageError(f"object name {name!r} must be a plain file name")
+    relative = f"{OBJECT_PREFIX}/{content_sha256[:2]}/{content_sha256}/{name}"
+    parsed = urlparse(root)
+    if parsed.scheme == "s3":
+        bucket, prefix = _bucket_key(root)
+        return f"s3://{bucket}/{prefix}/{relative}" if prefix else f"s3://{bucket}/{relative}"
+    if parsed.scheme not in ("", "file"):
+        raise StorageError(f"unsupported object store scheme {parsed.scheme!r} in {root!r}")
+    return str(Path(parsed.path if parsed.scheme else root) / relative)
+
+
+def _copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def place(source: Path, target: Path) -> None:
+    """Copy the file or tree `source` to `target`, complete or not at all: it is assembled
+    beside `target` and renamed into place."""
+    if not source.exists():
+        raise StorageError(f"cannot store {source}: no such file or directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.partial"
+    try:
+        if source.is_dir():
+            staging.mkdir()
+            for path in sorted(source.rglob("*")):
+                if path.is_file():
+                    _copy(path, staging / path.relative_to(source))
+        else:
+            _copy(source, staging)
+        try:
+            os.rename(staging, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        elif staging.exists():
+            staging.unlink()
+
+
+def keep_object(source: Path, content_sha256: str, name: str, root: str) -> str:
+    """Store the content of `source` (a file or directory whose hash is `content_sha256`) as an
+    object under `root`; returns its URI. Idempotent: an object already stored is kept as it is
+    (its content is named by its hash), unless it no longer hashes to its name: then it is set
+    aside and stored again from `source`."""
+    uri = object_uri(root, content_sha256, name)
+    if urlparse(uri).scheme != "s3":
+        target = Path(uri)
+        if target.exists() and sha256_path(target) != content_sha256:
+            # An altered object is set aside (kept for the investigation), never served again.
+            target.rename(target.with_name(f".{target.name}.altered.{time.time_ns()}"))
+        if not target.exists():
+            place(source, target)
+        return uri
+    from minio.error import S3Error
+
+    bucket, key = _bucket_key(uri)
+    client = s3_client()
+    files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+    try:
+        for path in files:
+            object_key = key if path == source else f"{key}/{path.relative_to(source).as_posix()}"
+            if not _object_exists(client, bucket, object_key):
+                client.fput_object(bucket, object_key, str(path))
+    except S3Error as exc:
+        raise StorageError(f"cannot store object {uri}: {exc.code}: {exc.message}") from exc
+    return uri + ("/" if source.is_dir() else "")
+
+
+def is_object_uri(uri: str) -> bool:
+    """Whether `uri` names a content-addressed object (of any store)."""
+    parts = urlparse(uri).path.rstrip("/").split("/")
+    return (
+        len(parts) >= 4
+        and parts[-4] == OBJECT_PREFIX
+        and len(parts[-2]) == 64
+        and parts[-3] == parts[-2][:2]
+    )

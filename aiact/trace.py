@@ -8,7 +8,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
-from aiact import lineage
+from aiact import lineage, queries
 from aiact.lineage import LineageStore, PropertyValue, properties_of
 
 SHOWN_PROPERTIES = (
@@ -117,15 +117,14 @@ def trace_artifact(store: LineageStore, artifact_id: int) -> TraceNode:
 
 
 def latest_deployment(store: LineageStore, run_id: str = "") -> mlmd_pb.Artifact:
-    """The most recently recorded deployment (of `run_id`, when given)."""
-    if run_id:
-        deployments = store.artifacts_of_run(run_id, lineage.DEPLOYMENT)
-    else:
-        deployments = store.store.get_artifacts_by_type(lineage.DEPLOYMENT)
-    if not deployments:
+    """The most recently recorded deployment (of `run_id`, when given): one indexed query
+    (newest by id, limit 1), whatever the number of deployments in the store."""
+    extra = [queries.in_run(run_id)] if run_id else []
+    found = queries.newest_artifact(store, lineage.DEPLOYMENT, extra=extra)
+    if found is None:
         where = f"run {run_id}" if run_id else "this metadata store"
         raise lineage.LineageError(f"no deployment recorded in {where}")
-    return max(deployments, key=lambda a: a.id)
+    return found
 
 
 def render(node: TraceNode, indent: str = "") -> list[str]:

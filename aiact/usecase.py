@@ -66,6 +66,17 @@ class CategoricalModel(_Strict):
     vocabulary: list[str] = Field(min_length=1)
 
 
+class IntendedUseModel(_Strict):
+    """What the AI system is for, who uses it and whom it affects (Annex IV 1(a), Art. 13(3)(b)):
+    shown in every model card of the use case."""
+
+    purpose: str = Field(min_length=1)
+    users: list[str] = []
+    affected_persons: list[str] = []
+    out_of_scope: list[str] = []
+    limitations: list[str] = []
+
+
 class UseCaseModel(_Strict):
     """The schema of ``usecase.yaml`` (version 1)."""
 
@@ -80,6 +91,7 @@ class UseCaseModel(_Strict):
     protected_attributes: dict[str, list[str]] = Field(min_length=1)
     numeric: dict[str, NumericModel] = {}
     categorical: dict[str, CategoricalModel] = {}
+    intended_use: IntendedUseModel | None = None
 
     @field_validator("protected_attributes")
     @classmethod

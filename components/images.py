@@ -42,6 +42,10 @@ DATA_IMAGE = IMAGES["aiact-data"]
 TRAINING_IMAGE = IMAGES["aiact-training"]
 EVALUATION_IMAGE = IMAGES["aiact-evaluation"]
 CONTROL_IMAGE = IMAGES["aiact-control"]
+# KServe's model server with the model package loader (images/serving): not a stage image, the
+# predictor container of the integration InferenceService. Its own environment (protobuf 6), so
+# it is built and pinned apart from the stage images: `hack/build-images.sh --push serving`.
+SERVING_IMAGE = f"{REGISTRY}/aiact-serving:{VERSION}"
 
 
 class DigestError(ValueError):

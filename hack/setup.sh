@@ -24,3 +24,18 @@ PY
   exit 1
 fi
 echo "${check##*$'\n'}"
+
+# .venv-serving: KServe's model server, which the integration-testing stage starts in its own
+# process (kserve 0.21 needs protobuf >= 6.33, .venv holds protobuf 4). Pinned by
+# requirements/serving.txt; it imports this checkout's aiact through PYTHONPATH.
+if [ ! -x .venv-serving/bin/python ]; then
+  "$PYTHON" -m venv .venv-serving
+fi
+.venv-serving/bin/python -m pip install --quiet --upgrade "pip==24.3.1"
+.venv-serving/bin/python -m pip install --quiet -r requirements/serving.txt
+if ! check="$(PYTHONPATH="$PWD" .venv-serving/bin/python -c \
+  'import importlib.metadata, aiact.kserve_model; print("environment ready: .venv-serving (kserve " + importlib.metadata.version("kserve") + ")")' 2>&1)"; then
+  echo "$check" >&2
+  exit 1
+fi
+echo "${check##*$'\n'}"

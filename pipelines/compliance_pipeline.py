@@ -19,6 +19,7 @@ from components.data_preparation.component import data_preparation
 from components.deployment.component import deployment
 from components.evaluation.component import evaluation
 from components.feature_engineering.component import feature_engineering
+from components.gate_verdict.component import gate_verdict
 from components.integration_testing.component import integration_testing
 from components.registration.component import registration
 from components.training.component import training
@@ -115,6 +116,19 @@ def _with_object_storage(task: dsl.PipelineTask) -> dsl.PipelineTask:
     return task
 
 
+def _verdict(
+    gate: dsl.PipelineTask, name: str, report: str, run_id: str, metadata_uri: str
+) -> dsl.PipelineTask:
+    """The verdict task of a gate: the gate's task always completes with its evidence (so the
+    KFP UI shows it); this task fails the run when the gate's verdict is a breach, and the next
+    stage consumes its output, so it cannot start before the gate passed."""
+    task = gate_verdict(
+        gate=name, report=gate.outputs[report], run_id=run_id, metadata_uri=metadata_uri
+    )
+    task.set_display_name(f"{name.replace('_', '-')}-verdict")
+    return _configure(task)
+
+
 def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., Any]:
     """The pipeline, with the training task's cluster resources fixed to `resources`."""
     training_resources = resources or TrainingResources()
@@ -162,9 +176,11 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 submission_id=submission_id,
             )
         )
+        data_gate = _verdict(data, "data_preparation", "validation_report", run_id, metadata_uri)
         features = _configure(
             feature_engineering(
                 dataset=data.outputs["dataset"],
+                data_verdict=data_gate.outputs["verdict"],
                 use_case_uri=use_case_uri,
                 gate_policy=gate_policy,
                 seed=seed,
@@ -172,10 +188,14 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 metadata_uri=metadata_uri,
             )
         )
+        feature_gate = _verdict(
+            features, "feature_engineering", "feature_report", run_id, metadata_uri
+        )
         train = _configure(
             training(
                 feature_set=features.outputs["feature_set"],
                 transform=features.outputs["transform"],
+                feature_verdict=feature_gate.outputs["verdict"],
                 hyperparameters=hyperparameters,
                 seed=seed,
                 model_name=model_name,
@@ -196,10 +216,14 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 metadata_uri=metadata_uri,
             )
         )
+        evaluation_gate = _verdict(
+            evaluate, "evaluation", "evaluation_report", run_id, metadata_uri
+        )
         register = _configure(
             registration(
                 model=train.outputs["model"],
                 evaluation_report=evaluate.outputs["evaluation_report"],
+                evaluation_verdict=evaluation_gate.outputs["verdict"],
                 dataset=data.outputs["dataset"],
                 run_id=run_id,
                 metadata_uri=metadata_uri,
@@ -216,11 +240,15 @@ def build_pipeline(resources: TrainingResources | None = None) -> Callable[..., 
                 metadata_uri=metadata_uri,
             )
         )
+        integration_gate = _verdict(
+            integrate, "integration_testing", "integration_report", run_id, metadata_uri
+        )
         approve = _configure(
             approval(
                 model=train.outputs["model"],
                 evaluation_report=evaluate.outputs["evaluation_report"],
                 integration_report=integrate.outputs["integration_report"],
+                integration_verdict=integration_gate.outputs["verdict"],
                 model_name=model_name,
                 approval_backend=approval_backend,
                 requested_by=requested_by,

@@ -3,9 +3,11 @@ bundled reference data, with an embedded SQLite MLMD store and the local approva
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ from ml_metadata import metadata_store as mlmd
 
 from aiact.lineage import LineageStore
 from aiact.refdata import write_reference_dataset
+from aiact.resume import ResumePlan
 from aiact.stage import source_commit
 from pipelines.run_output import reporting
 from pipelines.spec import compile_documents, embedded_sha256
@@ -137,21 +140,10 @@ def _use_case_arguments(config: LocalRunConfig) -> dict[str, Any]:
 def run_local(config: LocalRunConfig) -> LocalRunResult:
     """Generate the reference data (unless `source_uri` names the user's own), then run all
     eight stages with `kfp.local`."""
-    from kfp import local
-
-    from pipelines.compliance_pipeline import compliance_pipeline
-
     workdir = config.workdir.resolve()
     source_uri, data_card_uri = _source(config, workdir)
     use_case_arguments = _use_case_arguments(config)
     spec_hash = embedded_sha256(compile_documents())
-    local.init(
-        runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=str(workdir / "pipeline_root"),
-        raise_on_error=True,
-    )
-    lineage = LineageStore.connect(config.metadata_uri)
-    submission = uuid.uuid4().hex
     arguments: dict[str, Any] = {
         "source_uri": source_uri,
         "data_card_uri": data_card_uri,
@@ -165,9 +157,79 @@ def run_local(config: LocalRunConfig) -> LocalRunResult:
         "demo_approver": config.demo_approver,
         "approval_timeout_s": float(config.approval_timeout_s),
         "ledger_uri": config.ledger_uri,
-        "submission_id": submission,
         **config.overrides,
     }
+    return _submit(config, arguments, spec_hash)
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    """A resumed run: the plan (the old run, where it stopped) and the new run's result."""
+
+    plan: ResumePlan
+    withdrawn: list[str]
+    result: LocalRunResult
+
+
+def resume_local(config: LocalRunConfig, run_id: str) -> ResumeResult:
+    """Re-run a failed or killed run of this workdir's store from its first incomplete stage:
+    a new `kfp.local` run with the arguments the old one was submitted with (the code commit
+    and spec hash taken afresh), whose stages before that one reuse the old run's executions
+    (`aiact.reuse`); the old run is marked abandoned first and its pending approval withdrawn.
+    """
+    from aiact import resume
+
+    lineage = LineageStore.connect(config.metadata_uri)
+    plan = resume.plan(lineage, run_id)
+    recorded = str(plan.arguments.get("metadata_uri", ""))
+    if recorded != config.metadata_uri:
+        raise resume.ResumeError(
+            f"run {run_id} recorded into {recorded or '(none)'}, not {config.metadata_uri}: "
+            "resume it with the workdir it ran in"
+        )
+    spec_hash = embedded_sha256(compile_documents())
+    arguments = {
+        **plan.arguments,
+        "code_commit": source_commit(Path(__file__).resolve().parent.parent),
+        "pipeline_spec_sha256": spec_hash,
+    }
+    withdrawn = resume.abandon(lineage, plan)
+    result = _submit(config, arguments, spec_hash, resumes=run_id)
+    lineage.update_run(run_id, {resume.RESUMED_BY: result.run_id})
+    lineage.update_run(result.run_id, {resume.RESUMES: run_id})
+    return ResumeResult(plan=plan, withdrawn=withdrawn, result=result)
+
+
+def _submit(
+    config: LocalRunConfig, arguments: dict[str, Any], spec_hash: str, resumes: str = ""
+) -> LocalRunResult:
+    """Record the submission (its arguments, for `aiact resume`) and run the pipeline."""
+    from kfp import local
+
+    from aiact import resume
+    from pipelines.compliance_pipeline import compliance_pipeline
+
+    workdir = config.workdir.resolve()
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(workdir / "pipeline_root"),
+        raise_on_error=True,
+    )
+    lineage = LineageStore.connect(config.metadata_uri)
+    submission = uuid.uuid4().hex
+    arguments = {**arguments, "submission_id": submission}
+    lineage.record_submission(
+        submission,
+        {
+            resume.ARGUMENTS: json.dumps(
+                {k: v for k, v in arguments.items() if k != "submission_id"}, sort_keys=True
+            ),
+            "workdir": str(workdir),
+            "submitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **resume.submitter(),
+            **({resume.RESUMES: resumes} if resumes else {}),
+        },
+    )
     error = ""
     started = time.time()
     log_path = workdir / "logs" / f"{submission}.log" if config.log_to_file else None

@@ -24,8 +24,9 @@ from ml_metadata import metadata_store as mlmd
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
 from aiact import lineage
-from aiact.custody import CHAIN
+from aiact.custody import CHAIN, VERDICT_SUFFIX
 from aiact.lineage import ExecutionRecord, LineageStore, PropertyValue, properties_of
+from aiact.policy import BREACHED
 
 POLL_S = 0.5
 SPINNER = "|/-\\"
@@ -167,15 +168,27 @@ def stage_line(execution: ExecutionRecord, outputs: Outputs) -> str:
         outputs: The properties of its output artefacts, keyed by artefact type name.
 
     Returns:
-        The line (two for a halting gate), without a trailing newline.
+        The line (two for a halting gate), without a trailing newline; a gate's verdict task
+        adds no line of its own when it passed, and only the indented halt line when it
+        failed (its gate's line already shows the verdict and the breached checks).
     """
     stage = execution.stage
+    if stage.endswith(VERDICT_SUFFIX):
+        if execution.state == "COMPLETE":
+            return ""
+        error = _one_line(str(execution.properties.get("error", "")))
+        return f"{' ' * DETAIL_INDENT}halted by the gate's verdict task: {error or 'no error'}"
     position = f"[{CHAIN.index(stage) + 1}/{len(CHAIN)}]" if stage in CHAIN else "[?/?]"
     duration = execution.properties.get("duration_s")
     took = f"{duration:6.1f}s" if isinstance(duration, int | float) else "      ?"
     parts = FIGURES.get(stage, lambda _: [])(outputs)
     detail = ""
-    if execution.state != "COMPLETE":
+    state = execution.state
+    if execution.properties.get("verdict") == BREACHED:
+        state = "BREACHED"
+        breaches = str(execution.properties.get("gate_breaches", ""))
+        parts.append(f"breaches: {', '.join(b.strip() for b in breaches.split(';'))}")
+    elif execution.state != "COMPLETE":
         error = _one_line(str(execution.properties.get("error", "")))
         breaches = str(execution.properties.get("gate_breaches", ""))
         if breaches:
@@ -184,7 +197,7 @@ def stage_line(execution: ExecutionRecord, outputs: Outputs) -> str:
             detail = f"\n{' ' * DETAIL_INDENT}{error}" if error else ""
         else:
             parts.append(f"error: {error}" if error else "no error recorded")
-    line = f"{position} {stage:<20} {execution.state:<9} {took}  {', '.join(parts)}".rstrip()
+    line = f"{position} {stage:<20} {state:<9} {took}  {', '.join(parts)}".rstrip()
     return line + detail
 
 
@@ -244,6 +257,7 @@ class StageMonitor:
         self.run_id = ""
         self.lines: list[str] = []
         self._seen: set[int] = set()
+        self._stages_done = 0  # executions of chain stages seen (verdict tasks not counted)
         self._failed = False
         self._noticed: set[str] = set()
         self._pending_since: dict[str, float] = {}
@@ -315,8 +329,12 @@ class StageMonitor:
             lines = []
             for execution in new:
                 self._seen.add(execution.id)
+                if execution.stage in CHAIN:
+                    self._stages_done += 1
                 self._failed = self._failed or execution.state != "COMPLETE"
-                lines.append(stage_line(execution, outputs_of(self._store, execution.id)))
+                line = stage_line(execution, outputs_of(self._store, execution.id))
+                if line:
+                    lines.append(line)
             if new:
                 self._stage_started = self._last_heartbeat = time.monotonic()
             for line in lines:
@@ -349,11 +367,11 @@ class StageMonitor:
     # -- display -----------------------------------------------------------------------------
 
     def _running_stage(self) -> str:
-        done = len(self._seen)
+        done = self._stages_done
         return CHAIN[done] if done < len(CHAIN) else "pipeline"
 
     def _position(self) -> str:
-        return f"{min(len(self._seen) + 1, len(CHAIN))}/{len(CHAIN)}"
+        return f"{min(self._stages_done + 1, len(CHAIN))}/{len(CHAIN)}"
 
     def _emit(self, line: str) -> None:
         self._clear_live()
@@ -368,7 +386,7 @@ class StageMonitor:
             self._live = False
 
     def _show_progress(self) -> None:
-        if self._failed or len(self._seen) >= len(CHAIN):
+        if self._failed or self._stages_done >= len(CHAIN):
             return
         now = time.monotonic()
         stage, elapsed = self._running_stage(), now - self._stage_started

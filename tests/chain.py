@@ -16,6 +16,7 @@ from components.data_preparation.executor import run_data_preparation
 from components.deployment.executor import run_deployment
 from components.evaluation.executor import run_evaluation
 from components.feature_engineering.executor import run_feature_engineering
+from components.gate_verdict.executor import run_gate_verdict
 from components.integration_testing.executor import run_integration_testing
 from components.registration.executor import run_registration
 from components.training.executor import run_training
@@ -81,11 +82,33 @@ class Chain:
             report_html_path=self.out("validation_report.html"),
         )
         self.paths["dataset"] = dataset
+        self.paths["validation_report"] = self.out("validation_report.json")
+        self.verdict("data_preparation")
         return dataset
 
-    def engineer(self, dataset: Path | None = None) -> Path:
-        """Feature engineering on this run's dataset (or the one given)."""
+    def verdict(self, gate: str, report: Path | None = None) -> Path:
+        """The verdict task of `gate` on its report of this run (or the one given)."""
+        from aiact.custody import GATE_REPORTS, verdict_stage
+
+        role = verdict_stage(gate)
+        verdict = self.out(f"{role}.json")
+        report = report or self.paths[GATE_REPORTS[gate]]
+        run_gate_verdict(
+            run=self.run,
+            metadata_uri=self.metadata_uri,
+            gate=gate,
+            report_path=report,
+            report_uri=str(report),
+            verdict_path=verdict,
+            verdict_uri=str(verdict),
+        )
+        self.paths[role] = verdict
+        return verdict
+
+    def engineer(self, dataset: Path | None = None, verdict: Path | None = None) -> Path:
+        """Feature engineering on this run's dataset and data verdict (or the ones given)."""
         features = self.out("features")
+        verdict = verdict or self.paths["data_preparation_verdict"]
         run_feature_engineering(
             run=self.run,
             metadata_uri=self.metadata_uri,
@@ -100,14 +123,24 @@ class Chain:
             transform_uri=str(self.out("transform.json")),
             report_path=self.out("feature_report.json"),
             report_uri=str(self.out("feature_report.json")),
+            data_verdict_path=verdict,
+            data_verdict_uri=str(verdict),
         )
         self.paths["features"] = features
         self.paths["transform"] = self.out("transform.json")
+        self.paths["feature_report"] = self.out("feature_report.json")
+        self.verdict("feature_engineering")
         return features
 
-    def train(self, features: Path | None = None, transform: Path | None = None) -> Path:
-        """Training on this run's feature set (or the ones given)."""
+    def train(
+        self,
+        features: Path | None = None,
+        transform: Path | None = None,
+        verdict: Path | None = None,
+    ) -> Path:
+        """Training on this run's feature set and feature verdict (or the ones given)."""
         model = self.out("model")
+        verdict = verdict or self.paths["feature_engineering_verdict"]
         features = features or self.paths["features"]
         transform = transform or self.paths["transform"]
         run_training(
@@ -125,6 +158,8 @@ class Chain:
             model_uri=str(model),
             report_path=self.out("training_report.json"),
             report_uri=str(self.out("training_report.json")),
+            feature_verdict_path=verdict,
+            feature_verdict_uri=str(verdict),
         )
         self.paths["model"] = model
         return model
@@ -147,13 +182,20 @@ class Chain:
             report_uri=str(report),
             report_html_path=self.out("evaluation_report.html"),
         )
+        self.verdict("evaluation", report)
         return report
 
     def register(
-        self, model: Path | None = None, report: Path | None = None, dataset: Path | None = None
+        self,
+        model: Path | None = None,
+        report: Path | None = None,
+        dataset: Path | None = None,
+        verdict: Path | None = None,
     ) -> Path:
-        """Registration of this run's model with its evaluation report (or those given)."""
+        """Registration of this run's model with its evaluation report and verdict (or those
+        given)."""
         registration = self.out("registration.json")
+        verdict = verdict or self.paths["evaluation_verdict"]
         model = model or self.paths["model"]
         report = report or self.paths["evaluation_report"]
         dataset = dataset or self.paths["dataset"]
@@ -168,6 +210,8 @@ class Chain:
             dataset_uri=str(dataset),
             registration_path=registration,
             registration_uri=str(registration),
+            evaluation_verdict_path=verdict,
+            evaluation_verdict_uri=str(verdict),
         )
         self.paths["registration"] = registration
         return registration
@@ -192,6 +236,7 @@ class Chain:
             report_uri=str(report),
         )
         self.paths["integration_report"] = report
+        self.verdict("integration_testing", report)
         return report
 
     def approve(
@@ -201,9 +246,11 @@ class Chain:
         backend: str = "",
         evaluation_report: Path | None = None,
         timeout_s: float = 30.0,
+        verdict: Path | None = None,
     ) -> Path:
         """Approval of this run's model (a demo decision unless `demo_approver` is empty)."""
         approval = self.out("approval.json")
+        verdict = verdict or self.paths["integration_testing_verdict"]
         model = self.paths["model"]
         report = evaluation_report or self.paths["evaluation_report"]
         integration = self.paths["integration_report"]
@@ -224,6 +271,8 @@ class Chain:
             timeout_s=timeout_s,
             approval_path=approval,
             approval_uri=str(approval),
+            integration_verdict_path=verdict,
+            integration_verdict_uri=str(verdict),
         )
         self.paths["approval"] = approval
         return approval
@@ -268,6 +317,30 @@ class Chain:
         """A JSON output of this run."""
         loaded: dict[str, Any] = json.loads(self.paths[name].read_text())
         return loaded
+
+
+def record_verdict(store: Any, run: RunInfo, gate: str, report: Any, folder: Path) -> Any:
+    """Record the passed verdict task of `gate` on a recorded report (an ArtifactRecord), with
+    a real verdict file; returns the verdict's ArtifactRecord (what the next stage consumes)."""
+    from aiact import lineage
+    from aiact.custody import GATE_REPORTS, verdict_stage
+    from aiact.evidence import write_json
+    from aiact.hashing import sha256_path
+    from aiact.lineage import ArtifactRecord
+
+    role = verdict_stage(gate)
+    path = folder / f"{role}.json"
+    write_json(path, {"gate": gate, "verdict": "passed", "report_sha256": report.content_sha256})
+    verdict = ArtifactRecord(lineage.GATE_VERDICT, str(path), sha256_path(path), role, {})
+    store.record_execution(
+        run=run,
+        stage=role,
+        inputs=[replace(report, role=GATE_REPORTS[gate])],
+        outputs=[verdict],
+        succeeded=True,
+        properties={"outcome": "completed", "verdict": "passed", "gate": gate},
+    )
+    return verdict
 
 
 def record_upstream(
@@ -317,33 +390,31 @@ def record_upstream(
     features_record = record(lineage.FEATURE_SET, feature_dir, "feature_set", use_case="credit")
     transform_record = record(lineage.FEATURE_TRANSFORM, transform_path, "transform")
     done = {"outcome": "completed"}
+    gate_done = {**done, "verdict": "passed"}
+    validation = record(report_type, report("data"), "validation_report", passed=True)
     store.record_execution(
         run=run,
         stage="data_preparation",
         inputs=[policy_record, use_case],
-        outputs=[
-            record(report_type, report("data"), "validation_report", passed=True),
-            dataset_record,
-        ],
+        outputs=[validation, dataset_record],
         succeeded=True,
-        properties=done,
+        properties=gate_done,
     )
+    data_verdict = record_verdict(store, run, "data_preparation", validation, root)
+    feature_report = record(report_type, report("features"), "feature_report", passed=True)
     store.record_execution(
         run=run,
         stage="feature_engineering",
-        inputs=[policy_record, dataset_record],
-        outputs=[
-            record(report_type, report("features"), "feature_report", passed=True),
-            features_record,
-            transform_record,
-        ],
+        inputs=[policy_record, dataset_record, data_verdict],
+        outputs=[feature_report, features_record, transform_record],
         succeeded=True,
-        properties=done,
+        properties=gate_done,
     )
+    feature_verdict = record_verdict(store, run, "feature_engineering", feature_report, root)
     _, ids = store.record_execution(
         run=run,
         stage="training",
-        inputs=[features_record, transform_record],
+        inputs=[features_record, transform_record, feature_verdict],
         outputs=[record(lineage.MODEL, model_dir, "model", model_name="credit-scoring")],
         succeeded=True,
         properties=done,
@@ -408,8 +479,9 @@ def record_chain(
         inputs=[policy_record, model_record, features_record],
         outputs=[evaluation_record],
         succeeded=True,
-        properties=done,
+        properties={**done, "verdict": "passed"},
     )
+    evaluation_verdict = record_verdict(store, run, "evaluation", evaluation_record, root)
     registration = root / "registration.json"
     write_json(
         registration,
@@ -424,7 +496,7 @@ def record_chain(
     store.record_execution(
         run=run,
         stage="registration",
-        inputs=[model_record, evaluation_record, dataset_record],
+        inputs=[model_record, evaluation_record, dataset_record, evaluation_verdict],
         outputs=[registration_record],
         succeeded=True,
         properties=done,
@@ -442,17 +514,21 @@ def record_chain(
             },
         },
     )
+    integration_record = record(
+        lineage.INTEGRATION_TEST_REPORT, integration, "integration_report", passed=True
+    )
     store.record_execution(
         run=run,
         stage="integration_testing",
         inputs=[policy_record, model_record, registration_record, features_record],
-        outputs=[
-            record(lineage.INTEGRATION_TEST_REPORT, integration, "integration_report", passed=True)
-        ],
+        outputs=[integration_record],
         succeeded=True,
-        properties=done,
+        properties={**done, "verdict": "passed"},
     )
+    record_verdict(store, run, "integration_testing", integration_record, root)
     return {
+        "evaluation_verdict": root / "evaluation_verdict.json",
+        "integration_testing_verdict": root / "integration_testing_verdict.json",
         "model": model,
         "features": features,
         "dataset": dataset,

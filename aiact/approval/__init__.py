@@ -67,6 +67,10 @@ class ApprovalRequest:
     # The gate policy the run was judged by, and where it is stricter than the platform floor.
     policy_sha256: str = ""
     policy_vs_floor: tuple[str, ...] = ()
+    # The review page the approvers read (aiact.review_page), rendered before the request was
+    # raised: where it is stored and its content SHA-256 (immutable with the rest).
+    review_page_uri: str = ""
+    review_page_sha256: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "acknowledgements_required", tuple(self.acknowledgements_required))

@@ -104,6 +104,16 @@ def to_resource(request: ApprovalRequest) -> dict[str, Any]:
                 if request.policy_sha256
                 else {}
             ),
+            **(
+                {
+                    "reviewPage": {
+                        "uri": request.review_page_uri,
+                        "sha256": request.review_page_sha256,
+                    }
+                }
+                if request.review_page_sha256
+                else {}
+            ),
         },
     }
 
@@ -128,6 +138,8 @@ def request_of(resource: dict[str, Any]) -> ApprovalRequest:
         acknowledgements_required=tuple(spec.get("acknowledgementsRequired") or ()),
         policy_sha256=(spec.get("gatePolicy") or {}).get("sha256", ""),
         policy_vs_floor=tuple((spec.get("gatePolicy") or {}).get("stricterThanFloor") or ()),
+        review_page_uri=(spec.get("reviewPage") or {}).get("uri", ""),
+        review_page_sha256=(spec.get("reviewPage") or {}).get("sha256", ""),
     )
 
 

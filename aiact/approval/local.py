@@ -104,10 +104,26 @@ class LocalApprovalBackend:
         """
         with self._locked():
             document = self._read(name)
+            if document.get("withdrawn"):
+                raise ApprovalError(
+                    f"approval {name!r} was withdrawn ({document['withdrawn']['reason']}): "
+                    "it can no longer be decided"
+                )
             decisions = _decisions_of(document)
             check_decision(_request_of(document), decisions, decision)
             document.pop("decision", None)
             document["decisions"] = [to_dict(d) for d in [*decisions, decision]]
+            self._write(name, document)
+
+    def withdraw(self, name: str, reason: str) -> None:
+        """Withdraw an unsettled request (its run was abandoned, see `aiact resume`): it is no
+        longer pending and can no longer be decided."""
+        with self._locked():
+            document = self._read(name)
+            document["withdrawn"] = {
+                "reason": reason,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
             self._write(name, document)
 
     def decisions(self, name: str) -> list[Decision]:
@@ -133,5 +149,6 @@ class LocalApprovalBackend:
         return [
             request
             for document in documents
-            if is_pending(request := _request_of(document), _decisions_of(document), now)
+            if not document.get("withdrawn")
+            and is_pending(request := _request_of(document), _decisions_of(document), now)
         ]

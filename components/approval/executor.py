@@ -16,7 +16,7 @@ from aiact.observability import log_event
 from aiact.platform import resolve_run_settings
 from aiact.policy import floor_differences
 from aiact.stage import stage_execution
-from components.approval import core
+from components.approval import core, review
 
 STAGE = "approval"
 
@@ -39,8 +39,18 @@ def run_approval(
     timeout_s: float,
     approval_path: Path,
     approval_uri: str,
+    integration_verdict_path: Path,
+    integration_verdict_uri: str,
+    review_page_path: Path | None = None,
+    review_page_uri: str = "",
 ) -> dict[str, PropertyValue]:
-    """Run the stage; raises ApprovalRejected or ApprovalExpired unless approved."""
+    """Run the stage; raises ApprovalRejected or ApprovalExpired unless approved.
+    `integration_verdict_path` is the integration gate's verdict, which must be this run's
+    passed verdict on that report.
+
+    Before the request is raised, its review page (aiact.review_page) is written to
+    `review_page_path` (default: beside the approval record) and made readable at
+    `review_page_uri` (default: that path); the request names its URI and SHA-256."""
     with stage_execution(STAGE, run, metadata_uri) as stage:
         model = stage.read(lineage.MODEL, model_dir, model_uri, "model")
         evaluation = stage.read(
@@ -72,11 +82,15 @@ def run_approval(
             required_approvals=settings.required_approvals,
             approver_group=settings.approver_group,
         )
-        stage.verify_upstream(
+        verdict = stage.read_verdict(
+            "integration_testing", integration_verdict_path, integration_verdict_uri
+        )
+        custody = stage.verify_upstream(
             through="integration_testing",
             model=model.content_sha256,
             evaluation_report=evaluation.content_sha256,
             integration_report=integration.content_sha256,
+            **verdict,
         )
         backend = backend_from_uri(backend_uri)
         model_name = model_name or json.loads((model_dir / "model.json").read_text())["model_name"]
@@ -92,7 +106,11 @@ def run_approval(
             )
         )
         expires = datetime.now(UTC) + timedelta(seconds=timeout_s)
-        request = backend.ensure_request(
+        page_path = review_page_path or approval_path.with_name("review_page.html")
+        request = review.raise_request(
+            stage,
+            custody,
+            backend,
             ApprovalRequest(
                 name=core.approval_name(model_name, model.content_sha256, stage.run.run_id),
                 model_name=model_name,
@@ -112,7 +130,12 @@ def run_approval(
                 acknowledgements_required=acknowledgements_required(report),
                 policy_sha256=str(report.get("policy_sha256", "")),
                 policy_vs_floor=tuple(floor_differences(policy, stage.platform.policy_floor)),
-            )
+            ),
+            backend_uri=backend_uri,
+            evaluation=report,
+            integration=json.loads(integration_report_path.read_text()),
+            page_path=page_path,
+            page_uri=review_page_uri or str(page_path),
         )
         decided = backend.decisions(request.name)
         if demo_approver and settings.demo_allowed and not tally(request, decided).settled:
@@ -127,12 +150,15 @@ def run_approval(
             timeout_s=timeout_s,
             approve=f"aiact approve {request.name} --approvals {backend_uri} --reason '...'",
             reject=f"aiact reject {request.name} --approvals {backend_uri} --reason '...'",
+            review_page=request.review_page_uri,
+            review_page_sha256=request.review_page_sha256,
         )
         if not tally(request, backend.decisions(request.name)).settled:
             where = f"{request.name} --approvals {backend_uri} --reason ..."
             print(
                 f"\nApproval {request.name} awaits {request.required_approvals} distinct human "
                 f"approver(s) (expires {request.expires_at})"
+                f"\n  review:  {request.review_page_uri} (sha256 {request.review_page_sha256[:12]})"
                 f"\n  approve: aiact approve {where}\n  reject:  aiact reject {where}\n",
                 flush=True,
             )

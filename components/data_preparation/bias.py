@@ -132,32 +132,37 @@ def _resolve_intersection(thresholds: Mapping[str, Any], first: str, second: str
     return resolved
 
 
-def _group_keys(column: pd.Series, declared: Sequence[str]) -> tuple[pd.Series, list[str]]:
-    """Each row's group name (as text) and every group: declared first, then any other value
-    found, then (missing)."""
-    keys = column.map(lambda v: MISSING_GROUP if pd.isna(v) else str(v))
+Counts = Mapping[str, Sequence[int]]  # group -> (rows, labelled rows, favourable rows)
+
+
+def group_counts(
+    keys: pd.Series, labelled: pd.Series, favourable: pd.Series
+) -> dict[str, list[int]]:
+    """Rows, labelled rows and favourable rows of every group key found."""
+    frame = pd.DataFrame(
+        {"k": keys.to_numpy(), "l": labelled.to_numpy(), "f": favourable.to_numpy()}
+    )
+    grouped = frame.groupby("k", sort=False).agg(n=("l", "size"), l=("l", "sum"), f=("f", "sum"))
+    return {
+        str(k): [int(v) for v in row]
+        for k, row in zip(grouped.index, grouped.to_numpy(), strict=True)
+    }
+
+
+def _groups_of(counts: Counts, declared: Sequence[str]) -> list[str]:
+    """Every group: declared first, then any other value found, then (missing)."""
     names = [str(v) for v in declared]
-    found = sorted(set(keys.unique()) - set(names) - {MISSING_GROUP})
-    return keys, names + found + ([MISSING_GROUP] if (keys == MISSING_GROUP).any() else [])
+    found = sorted(set(counts) - set(names) - {MISSING_GROUP})
+    return names + found + ([MISSING_GROUP] if MISSING_GROUP in counts else [])
 
 
 def _group_table(
-    keys: pd.Series,
-    groups: list[str],
-    favourable: pd.Series,
-    labelled: pd.Series,
-    min_rows: int,
+    counts: Counts, groups: list[str], total: int, min_rows: int
 ) -> dict[str, dict[str, Any]]:
     """Rows, share and favourable rate of every group (zero-row groups included)."""
-    total = len(keys)
-    rows = keys.value_counts()
-    labelled_rows = keys[labelled].value_counts()
-    favourable_rows = keys[favourable].value_counts()
     table: dict[str, dict[str, Any]] = {}
     for group in groups:
-        n = int(rows.get(group, 0))
-        n_labelled = int(labelled_rows.get(group, 0))
-        n_favourable = int(favourable_rows.get(group, 0))
+        n, n_labelled, n_favourable = (int(v) for v in counts.get(group, (0, 0, 0)))
         sufficient = n_labelled >= min_rows
         table[group] = {
             "rows": n,
@@ -269,48 +274,96 @@ def examine_bias(
     Raises:
         ValueError: A threshold is not declared.
     """
-    evidence: dict[str, Any] = {
-        "label": label,
-        "favourable": _json_scalar(favourable),
-        "rows": len(frame),
-        "attributes": {},
-        "intersections": {},
-    }
     if label not in frame.columns:
-        return [must_hold(f"bias_examined[{label}]", False, f"label column {label!r} is absent")], (
-            evidence
+        return examine_bias_counts(
+            {},
+            rows=len(frame),
+            label=label,
+            favourable=favourable,
+            protected=protected,
+            thresholds=thresholds,
+            label_present=False,
         )
     labelled = frame[label].notna()
     is_favourable = labelled & (frame[label] == favourable)
-    checks: list[Check] = []
-    if labelled.any() and not is_favourable.any():
-        checks.append(
-            must_hold(
-                f"favourable_label[{label}]",
-                False,
-                f"favourable value {favourable!r} never occurs in column {label!r}",
-            )
+    keys = {
+        a: frame[a].map(lambda v: MISSING_GROUP if pd.isna(v) else str(v))
+        for a in protected
+        if a in frame.columns
+    }
+    counts = {a: group_counts(k, labelled, is_favourable) for a, k in keys.items()}
+    for first, second in itertools.combinations(keys, 2):
+        cells = keys[first] + INTERSECTION + keys[second]
+        counts[f"{first}{INTERSECTION}{second}"] = group_counts(cells, labelled, is_favourable)
+    return examine_bias_counts(
+        counts,
+        rows=len(frame),
+        label=label,
+        favourable=favourable,
+        protected=protected,
+        thresholds=thresholds,
+    )
+
+
+def examine_bias_counts(
+    counts: Mapping[str, Counts],
+    *,
+    rows: int,
+    label: str,
+    favourable: object,
+    protected: Mapping[str, Sequence[str]],
+    thresholds: Mapping[str, Any],
+    label_present: bool = True,
+) -> tuple[list[Check], dict[str, Any]]:
+    """examine_bias from group counts: `counts[a]` and `counts["a×b"]` (a, b in the order of
+    `protected`) map each group (cell "x×y") to its rows, labelled rows and favourable rows; an
+    attribute absent from `counts` is absent from the data. This is what the data gate's
+    mergeable tally provides on both its in-memory and its Beam path."""
+    evidence: dict[str, Any] = {
+        "label": label,
+        "favourable": _json_scalar(favourable),
+        "rows": rows,
+        "attributes": {},
+        "intersections": {},
+    }
+    if not label_present:
+        return [must_hold(f"bias_examined[{label}]", False, f"label column {label!r} is absent")], (
+            evidence
         )
-    keys: dict[str, tuple[pd.Series, list[str]]] = {}
+    checks: list[Check] = []
+    present = [a for a in protected if a in counts]
+    if present:
+        column = counts[present[0]].values()
+        n_labelled = sum(int(v[1]) for v in column)
+        n_favourable = sum(int(v[2]) for v in column)
+        if n_labelled and not n_favourable:
+            checks.append(
+                must_hold(
+                    f"favourable_label[{label}]",
+                    False,
+                    f"favourable value {favourable!r} never occurs in column {label!r}",
+                )
+            )
+    groups: dict[str, list[str]] = {}
     for attribute, declared in protected.items():
-        if attribute not in frame.columns:
+        if attribute not in counts:
             checks.append(
                 must_hold(f"bias_examined[{attribute}]", False, f"column {attribute!r} is absent")
             )
             continue
         limits = _resolve(thresholds, attribute)
-        keys[attribute] = _group_keys(frame[attribute], declared)
-        table = _group_table(*keys[attribute], is_favourable, labelled, limits["min_group_rows"])
+        groups[attribute] = _groups_of(counts[attribute], declared)
+        table = _group_table(counts[attribute], groups[attribute], rows, limits["min_group_rows"])
         rate_checks, summary = _rate_checks(attribute, table, limits)
         checks += rate_checks
         evidence["attributes"][attribute] = {"groups": table, **summary, "limits": limits}
-    for first, second in itertools.combinations(keys, 2):
+    for first, second in itertools.combinations(groups, 2):
         name = f"{first}{INTERSECTION}{second}"
         limits = _resolve_intersection(thresholds, first, second)
-        (first_keys, first_groups), (second_keys, second_groups) = keys[first], keys[second]
-        cell_keys = first_keys + INTERSECTION + second_keys
-        cells = [f"{a}{INTERSECTION}{b}" for a, b in itertools.product(first_groups, second_groups)]
-        table = _group_table(cell_keys, cells, is_favourable, labelled, limits["min_group_rows"])
+        cells = [
+            f"{a}{INTERSECTION}{b}" for a, b in itertools.product(groups[first], groups[second])
+        ]
+        table = _group_table(counts.get(name, {}), cells, rows, limits["min_group_rows"])
         share_check, below = _share_check(name, table, limits["min_intersection_share"])
         rate_checks, summary = _rate_checks(name, table, limits)
         checks += [share_check, *rate_checks]

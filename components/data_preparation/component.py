@@ -1,7 +1,7 @@
 """KFP declaration of the data preparation stage (thin wrapper over the executor)."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Output
+from kfp.dsl import HTML, Artifact, Dataset, Markdown, Output
 
 from components.images import DATA_IMAGE
 
@@ -22,10 +22,13 @@ def data_preparation(
     dataset: Output[Dataset],
     validation_report: Output[Artifact],
     validation_report_html: Output[HTML],
+    validation_summary: Output[Markdown],
 ):
     """Check the source's quality with TFDV against the declared schema and policy; emit a
     content-versioned dataset. With `baseline_dataset_uri` (an earlier validated dataset) it also
-    checks drift. Fails (halting the pipeline) when the data quality gate fails.
+    checks drift. Completes with its evidence and verdict whatever the verdict (so the KFP UI
+    shows them); its verdict task (gate_verdict) halts the run when the gate breached, and no
+    dataset is produced then.
 
     Args:
         source_uri: The raw data, a CSV or Parquet path or s3:// URI.
@@ -44,6 +47,7 @@ def data_preparation(
         dataset: The validated, content-versioned dataset.
         validation_report: The data validation report (JSON) with the gate verdict.
         validation_report_html: The same report, for reading in the KFP UI.
+        validation_summary: The verdict and every breached check, for the run page.
     """
     from pathlib import Path
 
@@ -62,6 +66,9 @@ def data_preparation(
         report_path=Path(validation_report.path),
         report_uri=validation_report.uri,
         report_html_path=Path(validation_report_html.path),
+        report_html_uri=validation_report_html.uri,
         baseline_dataset_uri=baseline_dataset_uri,
+        summary_path=Path(validation_summary.path),
+        halt=False,
     )
     dataset.metadata.update(metadata)

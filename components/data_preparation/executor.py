@@ -8,11 +8,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 
 from aiact import lineage
-from aiact.evidence import build_report, write_report
+from aiact.evidence import (
+    build_report,
+    not_produced,
+    page_type,
+    write_report,
+    write_summary,
+)
 from aiact.hashing import sha256_bytes, sha256_json, sha256_path
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.policy import section
@@ -68,8 +73,16 @@ def run_data_preparation(
     report_uri: str,
     report_html_path: Path,
     baseline_dataset_uri: str = "",
+    summary_path: Path | None = None,
+    halt: bool = True,
+    report_html_uri: str = "",
 ) -> dict[str, PropertyValue]:
-    """Run the stage; returns the dataset's metadata. Raises GateFailed on a breach.
+    """Run the stage; returns the dataset's metadata (only its verdict on a breach).
+
+    The execution completes either way, recording the report and the verdict (`summary_path`:
+    a Markdown summary for the KFP run page); on a breach no dataset is produced. `halt` then
+    raises GateFailed after recording (in-process callers); in the pipeline the gate's verdict
+    task halts the run instead, so this task still publishes its evidence.
 
     `baseline_dataset_uri` (a dataset this stage produced before, e.g. the training data of the
     serving model; a path, s3:// or minio://) adds the drift checks; it must have passed this
@@ -108,7 +121,25 @@ def run_data_preparation(
         if baseline_dataset_uri:
             baseline_dir = fetch_tree(baseline_dataset_uri, Path(scratch) / "baseline")
             stage.read(lineage.DATASET, baseline_dir, baseline_dataset_uri, "baseline")
-            baseline = pd.read_csv(baseline_dir / DATA_FILE)
+            baseline = baseline_dir / DATA_FILE
+        if (
+            reused := stage.reuse(
+                {
+                    "source_uri": source_uri,
+                    "data_card_uri": data_card_uri,
+                    "use_case_uri": use_case_uri,
+                    "baseline_dataset_uri": baseline_dataset_uri,
+                },
+                {
+                    "dataset": dataset_dir,
+                    "validation_report": report_path,
+                    "validation_report_html": report_html_path,
+                    "validation_summary": summary_path,
+                },
+                halt=halt,
+            )
+        ) is not None:
+            return reused
         schema_text = use_case.schema_path.read_text()
         schema_path = Path(scratch) / "schema.pbtxt"
         schema_path.write_text(schema_text)
@@ -121,19 +152,22 @@ def run_data_preparation(
             "use_case_uri": use_case.uri,
         }
         try:
-            frame = core.read_table(source, use_case.missing_values)
+            # In memory, or on Beam above data_quality.engine.beam_above_bytes (core.Engine).
+            gate_run = core.gate_file(
+                source,
+                schema_path,
+                thresholds,
+                declared=declared,
+                missing_values=use_case.missing_values,
+                baseline=baseline,
+                source_name=source.name,
+            )
+            frame = core.frame_of(gate_run, source, schema_path, use_case.missing_values)
         except core.DataSourceError as exc:
             gate = core.source_failure(source.name, exc)
             sections: dict[str, Any] = {"source": source_section}
         else:
-            outcome = core.evaluate_source(
-                frame,
-                schema_path,
-                thresholds,
-                declared=declared,
-                baseline=baseline,
-                source=source.name,
-            )
+            outcome = gate_run.outcome
             gate = outcome.gate
             before = core.statistics_digest(frame)
             stage.record_statistics("before", before)
@@ -148,35 +182,53 @@ def run_data_preparation(
             "validation_report",
             {"passed": gate.passed},
         )
-        gate.raise_if_failed()
-
-        prepared = core.prepare(frame, declared)
-        after = core.statistics_digest(prepared)
-        stage.record_statistics("after", after)
-        dataset_dir.mkdir(parents=True, exist_ok=True)
-        prepared.to_csv(dataset_dir / DATA_FILE, index=False, lineterminator="\n")
-        shutil.copyfile(card_path, dataset_dir / "data_card.yaml")
-        shutil.copyfile(schema_path, dataset_dir / "schema.pbtxt")
-        digest = sha256_path(dataset_dir)
-        version = lineage.version_of(digest)
-        stored = store_version(dataset_dir, version)
-        metadata: dict[str, PropertyValue] = {
-            "rows": len(prepared),
-            "columns": len(prepared.columns),
-            "dropped_duplicates": len(frame) - len(prepared),
-            "dropped_columns": ",".join(core.split_undeclared(frame, declared)[1]),
-            "use_case": use_case.name,
-            "use_case_sha256": use_case.sha256,
-            "data_card": str(card["name"]),
-            "data_card_sha256": card_record.content_sha256,
-            "schema_sha256": str(source_section["schema_sha256"]),
-            "source_uri": source_uri,
-            "statistics_sha256": sha256_json(after),
-        }
-        if stored:
-            metadata["stored_uri"] = stored
         stage.wrote(
-            lineage.DATASET, dataset_dir, dataset_uri, "dataset", metadata, content_sha256=digest
+            page_type(lineage.DATA_VALIDATION_REPORT),
+            report_html_path,
+            report_html_uri or str(report_html_path),
+            "validation_report_html",
         )
-        stage.properties["output_version"] = version
-        return {**metadata, "version": version}
+        stage.record_verdict(gate)
+        write_summary(summary_path, report)
+        if not gate.passed:
+            not_produced(dataset_dir, gate)
+            result: dict[str, PropertyValue] = {"verdict": gate.verdict}
+        else:
+            prepared = core.prepare(frame, declared)
+            after = core.statistics_digest(prepared)
+            stage.record_statistics("after", after)
+            dataset_dir.mkdir(parents=True, exist_ok=True)
+            prepared.to_csv(dataset_dir / DATA_FILE, index=False, lineterminator="\n")
+            shutil.copyfile(card_path, dataset_dir / "data_card.yaml")
+            shutil.copyfile(schema_path, dataset_dir / "schema.pbtxt")
+            digest = sha256_path(dataset_dir)
+            version = lineage.version_of(digest)
+            stored = store_version(dataset_dir, version)
+            metadata: dict[str, PropertyValue] = {
+                "rows": len(prepared),
+                "columns": len(prepared.columns),
+                "dropped_duplicates": len(frame) - len(prepared),
+                "dropped_columns": ",".join(core.split_undeclared(frame, declared)[1]),
+                "use_case": use_case.name,
+                "use_case_sha256": use_case.sha256,
+                "data_card": str(card["name"]),
+                "data_card_sha256": card_record.content_sha256,
+                "schema_sha256": str(source_section["schema_sha256"]),
+                "source_uri": source_uri,
+                "statistics_sha256": sha256_json(after),
+            }
+            if stored:
+                metadata["stored_uri"] = stored
+            stage.wrote(
+                lineage.DATASET,
+                dataset_dir,
+                dataset_uri,
+                "dataset",
+                metadata,
+                content_sha256=digest,
+            )
+            stage.properties["output_version"] = version
+            result = {**metadata, "version": version}
+    if halt:
+        gate.raise_if_failed()
+    return result

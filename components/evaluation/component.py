@@ -1,7 +1,17 @@
 """KFP declaration of the evaluation stage."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import (
+    HTML,
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 from components.images import EVALUATION_IMAGE
 
@@ -18,11 +28,13 @@ def evaluation(
     evaluation_report_html: Output[HTML],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
+    evaluation_summary: Output[Markdown],
 ):
     """Holdout performance, fairness, robustness, calibration and drift (against the training
     split, the production model's reference data from MLMD and the same-run baseline) against
-    declared thresholds; fails (halting the pipeline) on any breach, after the report is
-    recorded.
+    declared thresholds. Completes with its evidence and verdict whatever the verdict, so the
+    KFP UI shows its metrics, confusion matrix, ROC curve and report when the gate fails; its
+    verdict task (gate_verdict) halts the run on a breach.
 
     Args:
         model: The model trained in this run.
@@ -36,6 +48,7 @@ def evaluation(
         evaluation_report_html: The same report with its plots, for the KFP UI.
         metrics: Performance and gate figures as KFP metrics.
         classification_metrics: Confusion matrix and ROC curve of the holdout.
+        evaluation_summary: The verdict and every breached check, for the run page.
     """
     from pathlib import Path
 
@@ -54,6 +67,9 @@ def evaluation(
         report_path=Path(evaluation_report.path),
         report_uri=evaluation_report.uri,
         report_html_path=Path(evaluation_report_html.path),
+        report_html_uri=evaluation_report_html.uri,
+        summary_path=Path(evaluation_summary.path),
+        halt=False,
     )
     for name, value in outcome.evidence["performance"].items():
         metrics.log_metric(name, round(value, 6))

@@ -29,7 +29,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from aiact.evidence import ACKNOWLEDGE
+from aiact.evidence import ACKNOWLEDGE, NOTES
 from aiact.featureset import FeatureSplit
 from aiact.platform import DEVELOPMENT, PRODUCTION
 from aiact.policy import Check, GateResult, at_least, at_most, must_hold
@@ -49,6 +49,10 @@ from components.evaluation.fairness_statistics import (
 from components.evaluation.robustness import FeatureBlock, robustness
 
 GATE = "evaluation"
+# The reviewer's note when there is no production model to compare the candidate with.
+NO_PRODUCTION_NOTE = (
+    "no production model of this name and use case yet: drift against production not assessed"
+)
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
@@ -352,9 +356,11 @@ def _drift(
     names: list[str],
     production: ProductionReference | NoProductionReference,
     limits: dict[str, Any],
+    notes: list[str],
 ) -> tuple[list[Check], dict[str, Any]]:
     """Drift of the holdout against the training split and the production model's reference
-    data, and of the candidate's predictions against the baseline's."""
+    data, and of the candidate's predictions against the baseline's. With no production model
+    (and none required) drift against production is not assessed: said in `notes`, no check."""
     evidence: dict[str, Any] = {}
     checks: list[Check] = []
     references: dict[str, tuple[np.ndarray, np.ndarray]] = {
@@ -371,14 +377,34 @@ def _drift(
             )
         )
         evidence["production_model"] = {
+            "assessed": True,
             "version": production.model_version,
             "feature_set_uri": production.feature_set_uri,
             "rows": len(production.features),
         }
+    elif production.model_found:
+        # A production model exists but its reference data cannot be used: always a breach.
+        checks.append(must_hold("production_reference", False, production.reason))
+        evidence["production_model"] = {"assessed": False, "status": production.reason}
+    elif limits["require_production_reference"]:
+        checks.append(
+            must_hold(
+                "production_reference",
+                False,
+                f"{production.reason}; the policy requires one "
+                "(evaluation.drift.require_production_reference)",
+            )
+        )
+        evidence["production_model"] = {"assessed": False, "status": production.reason}
     else:
-        required = bool(limits["require_production_reference"]) or production.model_found
-        checks.append(must_hold("production_reference", not required, production.reason))
-        evidence["production_model"] = {"status": production.reason}
+        # Nothing to compare with: a note for the reviewer, not a check that would read as if
+        # a production reference had been found and passed.
+        notes.append(f"{NO_PRODUCTION_NOTE}; {production.reason}")
+        evidence["production_model"] = {
+            "assessed": False,
+            "status": NO_PRODUCTION_NOTE,
+            "reason": production.reason,
+        }
     for reference, (ref_features, ref_scores) in references.items():
         by_feature = feature_drift(ref_features, test.features, names)
         predictions = score_drift(ref_scores, scores)
@@ -430,8 +456,17 @@ def evaluate(
     )
     calib = calibration(labels, scores)
     limits = thresholds["calibration"]
+    notes: list[str] = []
     drift_checks, drift = _drift(
-        model, scores, base_scores, train, test, feature_names, production, thresholds["drift"]
+        model,
+        scores,
+        base_scores,
+        train,
+        test,
+        feature_names,
+        production,
+        thresholds["drift"],
+        notes,
     )
     checks += [
         *fairness_checks,
@@ -445,8 +480,12 @@ def evaluate(
         at_most("brier_score", _r(calib["brier_score"]), limits["max_brier_score"]),
         *drift_checks,
     ]
-    fpr, tpr, cut = roc_curve(labels, scores)
-    step = max(1, len(fpr) // 50)
+    fpr, tpr, cut = roc_curve(labels, scores, drop_intermediate=True)
+    # sklearn's curve runs from (0, 0) to (1, 1); only collinear points are dropped, so the
+    # trapezoid area under it is roc_auc_score. Its first threshold is +inf (nothing predicted
+    # positive); KFP's log_roc_curve needs finite floats, so it becomes the next float above
+    # the highest score, which predicts nothing positive all the same.
+    cut = np.where(np.isinf(cut), np.nextafter(float(scores.max()), np.inf), cut)
     evidence = {
         "performance": perf,
         "baseline": {"model": "logistic_regression", **base},
@@ -457,13 +496,11 @@ def evaluate(
         "holdout_rows": len(labels),
         "decision_threshold": threshold,
     }
+    if notes:
+        evidence[NOTES] = notes
     return EvaluationOutcome(
         gate=GateResult(GATE, tuple(checks)),
         evidence=evidence,
         confusion=confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),
-        roc={
-            "fpr": fpr[::step].tolist(),
-            "tpr": tpr[::step].tolist(),
-            "thresholds": np.clip(cut[::step], 0.0, 1.0).tolist(),
-        },
+        roc={"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": cut.tolist()},
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aiact import lineage
-from aiact.evidence import build_report, write_report
+from aiact.evidence import build_report, page_type, write_report, write_summary
 from aiact.featureset import feature_names, load_feature_set
 from aiact.lineage import RunInfo
 from aiact.model_package import load_model_package
@@ -37,8 +37,16 @@ def run_evaluation(
     report_uri: str,
     report_html_path: Path,
     use_case_uri: str = "",
+    summary_path: Path | None = None,
+    halt: bool = True,
+    report_html_uri: str = "",
 ) -> core.EvaluationOutcome:
-    """Run the stage; returns the outcome for the KFP UI. Raises GateFailed on a breach.
+    """Run the stage; returns the outcome for the KFP UI, whatever the verdict.
+
+    The execution completes either way, recording the report, its HTML view, `summary_path`
+    (Markdown for the KFP run page) and the verdict; `halt` then raises GateFailed on a breach
+    (in-process callers); in the pipeline the gate's verdict task halts the run instead, so
+    the KFP UI shows this task's metrics even when the gate fails.
 
     The use case (`use_case_uri`, '' = the bundled example) must be the one data preparation
     read in this run; `policy` ({} = its policy.yaml) holds fairness limits for its declared
@@ -103,7 +111,7 @@ def run_evaluation(
             },
             policy_sha256=policy_digest,
         )
-        plots = figures(outcome.evidence, section(policy, "evaluation"))
+        plots = figures(outcome, section(policy, "evaluation"))
         write_report(report_path, report_html_path, report, figures=plots)
         perf = outcome.evidence["performance"]
         calib = outcome.evidence["calibration"]
@@ -120,5 +128,14 @@ def run_evaluation(
                 "breaches": ", ".join(c.name for c in outcome.gate.breaches),
             },
         )
+        stage.wrote(
+            page_type(lineage.EVALUATION_REPORT),
+            report_html_path,
+            report_html_uri or str(report_html_path),
+            "evaluation_report_html",
+        )
+        stage.record_verdict(outcome.gate)
+        write_summary(summary_path, report)
+    if halt:
         outcome.gate.raise_if_failed()
-        return outcome
+    return outcome

@@ -7,18 +7,30 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ml_metadata.metadata_store import OrderByField
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
 from aiact import lineage
 from aiact.featureset import load_feature_set
 from aiact.hashing import sha256_path
-from aiact.lineage import ArtifactRecord, LineageStore, properties_of
+from aiact.lineage import ArtifactRecord, LineageStore, PropertyValue, properties_of
 from aiact.model_package import load_model_package
+from aiact.queries import query_artifacts
 from aiact.storage import StorageError, fetch_tree
 from aiact.transform import FittedTransform
 from components.evaluation.core import NoProductionReference, ProductionReference
 
 NO_PRODUCTION_MODEL = "no production model in the metadata store (first deployment)"
+
+
+def _production_models(store: LineageStore, model_name: str = "") -> list[mlmd_pb.Artifact]:
+    """The Models whose stage is `production` (of `model_name`, when given), latest-updated
+    first: one indexed filter query, not a list of every model in the store."""
+    where: dict[str, PropertyValue] = {"stage": "production"}
+    if model_name:
+        where["model_name"] = model_name
+    found = query_artifacts(store, lineage.MODEL, where, order=OrderByField.UPDATE_TIME)
+    return sorted(found, key=lambda a: (a.last_update_time_since_epoch, a.id), reverse=True)
 
 
 def production_model(
@@ -27,15 +39,10 @@ def production_model(
     """The current production model of `model_name` and `use_case` (any, when empty): the
     latest-updated Model whose stage is `production` and whose training feature set was made
     for that use case."""
-    models = [
-        a
-        for a in store.store.get_artifacts_by_type(lineage.MODEL)
-        if properties_of(a).get("stage") == "production"
-        and (not model_name or properties_of(a).get("model_name") == model_name)
-    ]
-    if use_case:
-        models = [m for m in models if _use_case_of(store, m) == use_case]
-    return max(models, key=lambda a: (a.last_update_time_since_epoch, a.id), default=None)
+    for model in _production_models(store, model_name):
+        if not use_case or _use_case_of(store, model) == use_case:
+            return model
+    return None
 
 
 def _use_case_of(store: LineageStore, model: mlmd_pb.Artifact) -> str:
@@ -48,8 +55,7 @@ def _others(store: LineageStore) -> str:
     """The production models in the store, as `name (use case)`, for a mismatch message."""
     found = sorted(
         f"{properties_of(a).get('model_name', '?')} ({_use_case_of(store, a) or 'no use case'})"
-        for a in store.store.get_artifacts_by_type(lineage.MODEL)
-        if properties_of(a).get("stage") == "production"
+        for a in _production_models(store)
     )
     return ", ".join(found)
 

@@ -1,7 +1,7 @@
 """KFP declaration of the feature engineering stage."""
 
 from kfp import dsl
-from kfp.dsl import HTML, Artifact, Dataset, Input, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Output
 
 from components.images import DATA_IMAGE
 
@@ -9,6 +9,7 @@ from components.images import DATA_IMAGE
 @dsl.component(base_image=DATA_IMAGE, install_kfp_package=False)
 def feature_engineering(
     dataset: Input[Dataset],
+    data_verdict: Input[Artifact],
     use_case_uri: str,
     gate_policy: dict,
     seed: int,
@@ -18,12 +19,16 @@ def feature_engineering(
     transform: Output[Artifact],
     feature_report: Output[Artifact],
     feature_report_html: Output[HTML],
+    feature_summary: Output[Markdown],
 ):
     """Split the validated dataset, fit the declared transform on the training split, and fail
-    when any feature leaves its declared range or the schema differs from the specification.
+    when any feature leaves its declared range or the schema differs from the specification
+    (the task completes with its evidence; its verdict task halts the run on a breach).
 
     Args:
         dataset: The dataset validated by data preparation in this run.
+        data_verdict: The data gate's verdict (its verdict task's output): this stage starts
+            only after the data gate passed.
         use_case_uri: The run's use case folder, path or s3:// (empty: the bundled credit
             example).
         gate_policy: The declared gate thresholds (empty: the use case's policy.yaml).
@@ -34,6 +39,7 @@ def feature_engineering(
         transform: The transform fitted on the training split (JSON).
         feature_report: The feature report (JSON) with the gate verdict and statistics digests.
         feature_report_html: The same report, for reading in the KFP UI.
+        feature_summary: The verdict and every breached check, for the run page.
     """
     from pathlib import Path
 
@@ -55,5 +61,10 @@ def feature_engineering(
         report_path=Path(feature_report.path),
         report_uri=feature_report.uri,
         report_html_path=Path(feature_report_html.path),
+        report_html_uri=feature_report_html.uri,
+        data_verdict_path=Path(data_verdict.path),
+        data_verdict_uri=data_verdict.uri,
+        summary_path=Path(feature_summary.path),
+        halt=False,
     )
     feature_set.metadata.update(metadata)

@@ -1,7 +1,7 @@
 """KFP declaration of the integration testing stage."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Model, Output
 
 from components.images import EVALUATION_IMAGE
 
@@ -16,9 +16,20 @@ def integration_testing(
     run_id: str,
     metadata_uri: str,
     integration_report: Output[Artifact],
+    server_log: Output[Artifact],
+    integration_report_html: Output[HTML],
+    integration_summary: Output[Markdown],
+    integration_namespace: str = "",
 ):
-    """Serve the staged model in its own process and run contract, regression and end-to-end
-    tests against it; fails (halting the pipeline) when any test fails.
+    """Serve the staged model with KServe's ModelServer (Open Inference Protocol v2) and test
+    readiness, input contract, 4xx rejection of bad requests, served-vs-evaluated predictions
+    and p95 latency. Completes with its evidence and verdict whatever the verdict (so the KFP UI
+    shows the report); its verdict task (gate_verdict) halts the run when a test failed.
+
+    Locally the server is a process on 127.0.0.1 from the KServe environment (`.venv-serving`,
+    or AIACT_SERVING_PYTHON); in a pod it is an InferenceService (the aiact-serving image, the
+    registered model's URI as storage) in the integration namespace, deleted afterwards. Every
+    wait has a timeout; a server that does not come up or stops answering fails the gate.
 
     Args:
         model: The model registered in this run.
@@ -30,10 +41,17 @@ def integration_testing(
         run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
         metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
         integration_report: The integration test report (JSON) with the gate verdict.
+        server_log: The model server's log (stdout and stderr; on a cluster the
+            InferenceService as created, its last status and the predictor's log).
+        integration_report_html: The same report, for reading in the KFP UI.
+        integration_summary: The verdict and every failed test, for the run page.
+        integration_namespace: Namespace of the integration InferenceService on a cluster
+            (empty: the pipeline pod's own namespace).
     """
     from pathlib import Path
 
     from aiact.stage import run_info
+    from components.integration_testing.core import ServingOptions
     from components.integration_testing.executor import run_integration_testing
 
     metadata = run_integration_testing(
@@ -49,5 +67,12 @@ def integration_testing(
         use_case_uri=use_case_uri,
         report_path=Path(integration_report.path),
         report_uri=integration_report.uri,
+        server_log_path=Path(server_log.path),
+        server_log_uri=server_log.uri,
+        serving=ServingOptions(namespace=integration_namespace),
+        report_html_path=Path(integration_report_html.path),
+        report_html_uri=integration_report_html.uri,
+        summary_path=Path(integration_summary.path),
+        halt=False,
     )
     integration_report.metadata.update(metadata)

@@ -1,24 +1,80 @@
-"""Integration testing executor: deploy the staged model to a local serving process (the
-integration environment), test it, record the report."""
+"""Integration testing executor: deploy the staged model to the integration environment
+(KServe's ModelServer in its own process on 127.0.0.1 locally; an InferenceService in the
+integration namespace on a cluster), test it over the Open Inference Protocol v2, record the
+report and the server's log."""
 
 from __future__ import annotations
 
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from aiact import lineage
-from aiact.evidence import build_report, write_report
+from aiact.evidence import build_report, page_type, write_report, write_summary
 from aiact.featureset import load_feature_set
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.model_package import load_model_package
-from aiact.policy import section
+from aiact.platform import SERVICE_ACCOUNT_DIR, PlatformError
+from aiact.policy import GateResult, must_hold, section
 from aiact.stage import stage_execution
 from aiact.usecase import load_use_case, record_of, resolve_policy
-from components.integration_testing import core
+from components.images import SERVING_IMAGE
+from components.integration_testing import cluster, core
 
 STAGE = "integration_testing"
-SAMPLE_ROWS = 200
+LOCAL, KUBERNETES = "local-process", "kubernetes"
+
+
+def in_cluster(service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> bool:
+    """Whether this process runs in a pod: the test aiact.platform.load_platform makes (the
+    service account token is mounted)."""
+    return (service_account_dir / "token").exists()
+
+
+def _pod_namespace(service_account_dir: Path) -> str:
+    path = service_account_dir / "namespace"
+    try:
+        namespace = path.read_text().strip()
+    except OSError as exc:
+        raise PlatformError(f"in a pod but {path} cannot be read ({exc.strerror or exc})") from None
+    if not namespace:
+        raise PlatformError(f"in a pod but {path} is empty")
+    return namespace
+
+
+def _serve(
+    *,
+    environment: str,
+    model_dir: Path,
+    model_uri: str,
+    model_sha256: str,
+    model_name: str,
+    run_id: str,
+    log_path: Path,
+    options: core.ServingOptions,
+    api_client: Any,
+    service_account_dir: Path,
+) -> AbstractContextManager[core.ServerHandle]:
+    if environment == LOCAL:
+        return core.local_model_server(model_dir, model_name, log_path, options)
+    if api_client is None:
+        from aiact.platform import _in_cluster_client
+
+        api_client = _in_cluster_client(service_account_dir)
+    body = cluster.manifest(
+        name=cluster.service_name(model_sha256),
+        namespace=options.namespace or _pod_namespace(service_account_dir),
+        image=options.image or SERVING_IMAGE,
+        model_uri=model_uri,
+        model_name=model_name,
+        model_sha256=model_sha256,
+        run_id=run_id,
+        service_account=options.service_account,
+    )
+    return cluster.inference_service(
+        api_client, body, log_path, ready_timeout_s=options.start_timeout_s
+    )
 
 
 def run_integration_testing(
@@ -35,9 +91,27 @@ def run_integration_testing(
     report_path: Path,
     report_uri: str,
     use_case_uri: str = "",
+    server_log_path: Path | None = None,
+    server_log_uri: str = "",
+    serving: core.ServingOptions | None = None,
+    api_client: Any = None,
+    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+    report_html_path: Path | None = None,
+    report_html_uri: str = "",
+    summary_path: Path | None = None,
+    halt: bool = True,
 ) -> dict[str, PropertyValue]:
-    """Run the stage; raises GateFailed when a test fails. `policy` {} = the policy.yaml of
-    the use case (`use_case_uri`, '' = the bundled example)."""
+    """Run the stage; returns the verdict and the number of tests. `policy` {} = the
+    policy.yaml of the use case (`use_case_uri`, '' = the bundled example). The execution
+    completes either way, recording the report (and its HTML view and Markdown `summary_path`
+    for the KFP UI) and the verdict; `halt` then raises GateFailed on a breach (in-process
+    callers); in the pipeline the gate's verdict task halts the run instead.
+
+    In a pod (`service_account_dir` holds a token) the model is served as an InferenceService
+    through the Kubernetes API (`api_client`, in-cluster credentials when None); elsewhere by a
+    local KServe ModelServer process. A server that does not come up or stops answering is a
+    failed check (`model_server` or `server_responsive`), recorded like any other. The server's
+    log (default: beside the report) is an output artefact either way."""
     with (
         stage_execution(STAGE, run, metadata_uri) as stage,
         tempfile.TemporaryDirectory() as scratch,
@@ -66,11 +140,37 @@ def run_integration_testing(
         )
         package = load_model_package(model_dir)
         holdout = load_feature_set(feature_set_dir)["test"]
-        sample = holdout.raw.head(SAMPLE_ROWS)
-        expected = package.predict_proba(holdout.features[:SAMPLE_ROWS])
-        with core.model_server(model_dir, package.manifest["model_name"]) as server:
-            gate, evidence = core.run_integration_tests(
-                server, package, sample, expected, section(policy, "integration")
+        expected = package.predict_proba(holdout.features)
+        options = serving or core.ServingOptions()
+        environment = KUBERNETES if in_cluster(service_account_dir) else LOCAL
+        log_path = server_log_path or report_path.with_name(f"{report_path.stem}.server.log")
+        log_uri = server_log_uri or str(log_path)
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("")
+        served = _serve(
+            environment=environment,
+            model_dir=model_dir,
+            model_uri=model_uri,
+            model_sha256=model.content_sha256,
+            model_name=str(package.manifest["model_name"]),
+            run_id=stage.run.run_id,
+            log_path=log_path,
+            options=options,
+            api_client=api_client,
+            service_account_dir=service_account_dir,
+        )
+        thresholds = section(policy, "integration")
+        try:
+            with served as server:
+                gate, evidence = core.run_integration_tests(
+                    server, package, holdout.raw, expected, thresholds, options
+                )
+        except core.ServingError as exc:
+            gate = GateResult(core.GATE, (must_hold("model_server", False, str(exc)),))
+            evidence = {}
+        finally:
+            log = stage.wrote(
+                core.SERVER_LOG, log_path, log_uri, "server_log", {"environment": environment}
             )
         report = build_report(
             "Integration test report",
@@ -79,12 +179,13 @@ def run_integration_testing(
                 "model_sha256": model.content_sha256,
                 "registration_sha256": registration.content_sha256,
                 "feature_set_sha256": features.content_sha256,
-                "environment": "local-process",
+                "environment": environment,
+                "server_log_sha256": log.content_sha256,
                 **evidence,
             },
             policy_sha256=policy_digest,
         )
-        write_report(report_path, None, report)
+        write_report(report_path, report_html_path, report)
         stage.wrote(
             lineage.INTEGRATION_TEST_REPORT,
             report_path,
@@ -92,5 +193,16 @@ def run_integration_testing(
             "integration_report",
             {"passed": gate.passed},
         )
+        if report_html_path is not None:
+            stage.wrote(
+                page_type(lineage.INTEGRATION_TEST_REPORT),
+                report_html_path,
+                report_html_uri or str(report_html_path),
+                "integration_report_html",
+            )
+        stage.record_verdict(gate)
+        write_summary(summary_path, report)
+        result: dict[str, PropertyValue] = {"verdict": gate.verdict, "tests": len(gate.checks)}
+    if halt:
         gate.raise_if_failed()
-        return {"passed": True, "tests": len(gate.checks)}
+    return result

@@ -21,8 +21,10 @@ def registration_record(
     feature_set_sha256: str,
     code_commit: str,
     run_id: str,
+    model_card_sha256: str = "",
 ) -> dict[str, Any]:
-    """The staging registration, with every attachment an auditor needs."""
+    """The staging registration, with every attachment an auditor needs (the model card's
+    hash when one was written)."""
     gate = evaluation_report.get("gate", {})
     if not gate.get("passed"):
         raise RegistrationRefused("evaluation report did not pass its gate: refusing staging")
@@ -44,4 +46,5 @@ def registration_record(
         "feature_set_sha256": feature_set_sha256,
         "code_commit": code_commit,
         "pipeline_run_id": run_id,
+        **({"model_card_sha256": model_card_sha256} if model_card_sha256 else {}),
     }

@@ -10,6 +10,7 @@ from components.images import TRAINING_IMAGE
 def training(
     feature_set: Input[Dataset],
     transform: Input[Artifact],
+    feature_verdict: Input[Artifact],
     hyperparameters: dict,
     seed: int,
     model_name: str,
@@ -29,6 +30,8 @@ def training(
     Args:
         feature_set: The feature set engineered in this run.
         transform: The transform fitted with it.
+        feature_verdict: The feature gate's verdict (its verdict task's output): training
+            starts only after the feature gate passed.
         hyperparameters: Documented hyperparameters (hashed into the lineage).
         seed: Random seed; training is deterministic on CPU.
         model_name: Registry name of the model; empty takes the use case's model_name.
@@ -55,6 +58,8 @@ def training(
         feature_set_uri=feature_set.uri,
         transform_path=Path(transform.path),
         transform_uri=transform.uri,
+        feature_verdict_path=Path(feature_verdict.path),
+        feature_verdict_uri=feature_verdict.uri,
         hyperparameters=hyperparameters,
         seed=seed,
         model_name=model_name,
@@ -65,6 +70,7 @@ def training(
         report_path=Path(training_report.path),
         report_uri=training_report.uri,
         report_html_path=Path(training_report_html.path),
+        report_html_uri=training_report_html.uri,
     )
     model.metadata.update(metadata)
     for key in ("best_epoch", "val_loss", "train_loss", "duration_s", "peak_rss_mb"):

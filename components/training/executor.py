@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from aiact import lineage
-from aiact.evidence import write_atomic, write_json
+from aiact.evidence import page_type, write_atomic, write_json
 from aiact.featureset import load_feature_set
 from aiact.hashing import sha256_json
 from aiact.lineage import PropertyValue, RunInfo
@@ -40,12 +40,16 @@ def run_training(
     model_uri: str,
     report_path: Path,
     report_uri: str,
+    feature_verdict_path: Path,
+    feature_verdict_uri: str,
     report_html_path: Path | None = None,
     use_case_uri: str = "",
+    report_html_uri: str = "",
 ) -> dict[str, PropertyValue]:
     """Run the stage; returns the model's metadata. An empty `model_name` takes the use
     case's (`use_case_uri`, '' = the bundled example; it must be the one data preparation
-    read in this run)."""
+    read in this run). `feature_verdict_path` is the feature gate's verdict, which must be
+    the passed verdict of this run's feature engineering."""
     with (
         stage_execution(STAGE, run, metadata_uri) as stage,
         tempfile.TemporaryDirectory() as scratch,
@@ -55,10 +59,14 @@ def run_training(
         model_name = model_name or use_case.model_name
         features = stage.read(lineage.FEATURE_SET, feature_set_dir, feature_set_uri, "feature_set")
         fitted = stage.read(lineage.FEATURE_TRANSFORM, transform_path, transform_uri, "transform")
+        verdict = stage.read_verdict(
+            "feature_engineering", feature_verdict_path, feature_verdict_uri
+        )
         custody = stage.verify_upstream(
             through="feature_engineering",
             feature_set=features.content_sha256,
             transform=fitted.content_sha256,
+            **verdict,
         )
         stage.require_same(
             "use case",
@@ -66,6 +74,22 @@ def run_training(
             custody.digest("data_preparation", "use_case"),
             "data preparation read",
         )
+        if (
+            reused := stage.reuse(
+                {
+                    "hyperparameters": asdict(core.Hyperparameters.from_dict(hyperparameters)),
+                    "seed": seed,
+                    "model_name": model_name,
+                    "device": str(core.select_device(device)),
+                },
+                {
+                    "model": model_dir,
+                    "training_report": report_path,
+                    "training_report_html": report_html_path,
+                },
+            )
+        ) is not None:
+            return reused
         params = core.Hyperparameters.from_dict(hyperparameters)
         splits = load_feature_set(feature_set_dir)
         transform = FittedTransform.load(transform_path)
@@ -102,6 +126,13 @@ def run_training(
         if report_html_path is not None:
             write_atomic(report_html_path, render_training_html(report))
         stage.wrote(lineage.TRAINING_REPORT, report_path, report_uri, "training_report")
+        if report_html_path is not None:
+            stage.wrote(
+                page_type(lineage.TRAINING_REPORT),
+                report_html_path,
+                report_html_uri or str(report_html_path),
+                "training_report_html",
+            )
         metadata: dict[str, PropertyValue] = {
             "model_name": model_name,
             "stage": "experimental",

@@ -152,6 +152,8 @@ def _stage_args(tmp_path: Path, sqlite_uri: str, run: RunInfo) -> dict[str, Any]
         "timeout_s": 20.0,
         "approval_path": tmp_path / "approval.json",
         "approval_uri": "s3://aiact/approval.json",
+        "integration_verdict_path": paths["integration_testing_verdict"],
+        "integration_verdict_uri": "s3://aiact/integration_testing_verdict.json",
     }
 
 
@@ -213,6 +215,27 @@ def _approval_properties(sqlite_uri: str, run_id: str) -> dict[str, Any]:
     store = LineageStore.connect(sqlite_uri)
     (approval,) = store.artifacts_of_run(run_id, lineage.APPROVAL)
     return properties_of(approval)
+
+
+def test_the_review_page_round_trips_through_the_cluster(
+    api: EmulatedApiServer, act_as: Callable[[str], Path]
+) -> None:
+    """The request's review page (URI and SHA-256) is written to spec.reviewPage, admitted by
+    the CRD's schema, and read back unchanged (deployment compares the whole request)."""
+    act_as(PIPELINE)
+    backend = backend_from_uri(BACKEND_URI)
+    request = _request(
+        "with-page",
+        review_page_uri="s3://aiact/runs/r/approval/review_page.html",
+        review_page_sha256="d" * 64,
+    )
+    assert backend.ensure_request(request) == request
+    assert backend.request("with-page") == request
+    stored = api.objects(NAMESPACE)["with-page"]
+    assert stored["spec"]["reviewPage"] == {
+        "uri": "s3://aiact/runs/r/approval/review_page.html",
+        "sha256": "d" * 64,
+    }
 
 
 def test_approve_continues_and_mlmd_records_the_decision(
@@ -394,7 +417,13 @@ from pathlib import Path
 from aiact.lineage import RunInfo
 from components.approval.executor import run_approval
 args = json.loads(sys.argv[2])
-for key in ("model_dir", "evaluation_report_path", "integration_report_path", "approval_path"):
+for key in (
+    "model_dir",
+    "evaluation_report_path",
+    "integration_report_path",
+    "integration_verdict_path",
+    "approval_path",
+):
     args[key] = Path(args[key])
 run_approval(run=RunInfo(**json.loads(sys.argv[1])), **args)
 """

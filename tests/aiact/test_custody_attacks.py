@@ -58,6 +58,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     bad.train()
     with pytest.raises(GateFailed, match="gate 'evaluation' failed"):
         bad.evaluate()
+    # As in the pipeline: the gate's evidence completed, its verdict task halts the run.
+    with pytest.raises(GateFailed, match="gate 'evaluation' failed"):
+        bad.verdict("evaluation")
     return Runs(root, store_file, good, bad)
 
 
@@ -88,18 +91,27 @@ def _edited(path: Path, edit: str) -> Iterator[None]:
 
 def test_the_starting_point_is_real(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
-    assert _states(uri, "bad")["evaluation"] == "FAILED"
+    bad = _states(uri, "bad")
+    assert (bad["evaluation"], bad["evaluation_verdict"]) == ("COMPLETE", "FAILED")
+    [evaluation] = [
+        e for e in LineageStore.connect(uri).executions_of_run("bad") if e.stage == "evaluation"
+    ]
+    assert evaluation.properties["verdict"] == "breached"
     assert set(_states(uri, "good").values()) == {"COMPLETE"}
     custody = verify_model(
         LineageStore.connect(uri), _model(runs.good), through="integration_testing"
     )
     assert list(custody.links) == [
         "data_preparation",
+        "data_preparation_verdict",
         "feature_engineering",
+        "feature_engineering_verdict",
         "training",
         "evaluation",
+        "evaluation_verdict",
         "registration",
         "integration_testing",
+        "integration_testing_verdict",
     ]
     assert custody.run_id == "good"
 
@@ -110,8 +122,11 @@ def test_the_starting_point_is_real(runs: Runs, tmp_path: Path) -> None:
 def test_registration_refuses_another_models_passing_evaluation(runs: Runs, tmp_path: Path) -> None:
     uri = runs.store_copy(tmp_path)
     bad = runs.bad.at(uri, tmp_path)
-    with pytest.raises(CustodyError, match=r"run bad has a FAILED evaluation"):
-        bad.register(report=runs.good.paths["evaluation_report"])
+    with pytest.raises(CustodyError, match="run bad's evaluation gate breached"):
+        bad.register(
+            report=runs.good.paths["evaluation_report"],
+            verdict=runs.good.paths["evaluation_verdict"],
+        )
     # The refusal is recorded, and the model never reaches staging.
     assert _states(uri, "bad")["registration"] == "FAILED"
     model = LineageStore.connect(uri).find_artifact(lineage.MODEL, _model(runs.bad))
@@ -127,7 +142,10 @@ def test_a_fresh_run_cannot_borrow_an_evaluation(runs: Runs, tmp_path: Path) -> 
     with pytest.raises(
         CustodyError, match=r"model [0-9a-f]{12} was not produced by a completed training in run"
     ):
-        forged.register(report=runs.good.paths["evaluation_report"])
+        forged.register(
+            report=runs.good.paths["evaluation_report"],
+            verdict=runs.good.paths["evaluation_verdict"],
+        )
 
 
 def test_registration_in_the_good_run_refuses_the_bad_model(runs: Runs, tmp_path: Path) -> None:
@@ -158,7 +176,7 @@ def test_integration_testing_refuses_another_models_registration(
     uri = runs.store_copy(tmp_path)
     bad = runs.bad.at(uri, tmp_path)
     bad.paths["registration"] = runs.good.paths["registration"]
-    with pytest.raises(CustodyError, match="run bad has a FAILED evaluation"):
+    with pytest.raises(CustodyError, match="run bad's evaluation gate breached"):
         bad.integrate()
     assert _states(uri, "bad")["integration_testing"] == "FAILED"
 
@@ -185,29 +203,48 @@ def test_training_refuses_a_feature_set_from_another_run(runs: Runs, tmp_path: P
 
 
 def test_a_failed_evaluation_flipped_to_complete_is_caught(runs: Runs, tmp_path: Path) -> None:
+    """The evaluation's verdict task FAILED; flipping it to COMPLETE in the store, and then the
+    evidence execution's recorded verdict to passed, is caught each time."""
     uri = runs.store_copy(tmp_path)
     store = LineageStore.connect(uri)
-    [evaluation] = [e for e in store.executions_of_run("bad") if e.stage == "evaluation"]
+    executions = {e.stage: e for e in store.executions_of_run("bad")}
     database = sqlite3.connect(uri.removeprefix("sqlite://"))
     database.execute(
-        "UPDATE Execution SET last_known_state = ? WHERE id = ?", (3, evaluation.id)
+        "UPDATE Execution SET last_known_state = ? WHERE id = ?",
+        (3, executions["evaluation_verdict"].id),
     )  # 3 = COMPLETE
     database.commit()
-    database.close()
     store = LineageStore.connect(uri)
-    assert _states(uri, "bad")["evaluation"] == "COMPLETE"
-    with pytest.raises(CustodyError, match="recorded outcome GateFailed: the store was altered"):
+    assert _states(uri, "bad")["evaluation_verdict"] == "COMPLETE"
+    with pytest.raises(CustodyError, match="run bad's evaluation gate breached"):
         verify_model(store, _model(runs.bad), through="evaluation")
-    with pytest.raises(CustodyError, match="altered"):
-        runs.bad.at(uri, tmp_path).register()
     # The trace shows the flip instead of a clean COMPLETE.
     from aiact.trace import render, trace_artifact
 
-    model = store.find_artifact(lineage.MODEL, _model(runs.bad))
-    assert model is not None
-    reports = store.artifacts_of_run("bad", lineage.EVALUATION_REPORT)
-    text = "\n".join(render(trace_artifact(store, reports[0].id)))
+    verdicts = store.artifacts_of_run("bad", lineage.GATE_VERDICT)
+    evaluation_verdict = [
+        v for v in verdicts if lineage.properties_of(v).get("gate") == "evaluation"
+    ]
+    text = "\n".join(render(trace_artifact(store, evaluation_verdict[0].id)))
     assert "recorded outcome GateFailed: ALTERED" in text
+    # Rewriting the evidence execution's verdict too: its report still did not pass.
+    database.execute(
+        "UPDATE ExecutionProperty SET string_value = 'passed' "
+        "WHERE execution_id = ? AND name = 'verdict'",
+        (executions["evaluation"].id,),
+    )
+    database.execute(
+        "UPDATE ExecutionProperty SET string_value = 'passed' "
+        "WHERE execution_id = ? AND name = 'verdict'",
+        (executions["evaluation_verdict"].id,),
+    )
+    database.commit()
+    database.close()
+    store = LineageStore.connect(uri)
+    with pytest.raises(CustodyError, match=r"altered|did not pass its gate"):
+        verify_model(store, _model(runs.bad), through="evaluation")
+    with pytest.raises(CustodyError, match=r"altered|did not pass its gate"):
+        runs.bad.at(uri, tmp_path).register(verdict=runs.good.paths["evaluation_verdict"])
 
 
 @pytest.mark.parametrize(
@@ -253,6 +290,7 @@ def test_edited_evidence_is_caught_by_every_audit_tool(
         bundle = tmp_path / "bundle"
         with pytest.raises(CustodyError, match="altered"):
             write_bundle(store, "good", bundle)
+        assert not bundle.exists()  # nothing half-written is left behind
         assert (
             cli.main(
                 ["evidence-bundle", "--run", "good", "--out", str(bundle), "--metadata-uri", uri]
@@ -272,7 +310,7 @@ def test_the_bundle_carries_the_custody_verdict(runs: Runs, tmp_path: Path) -> N
     assert manifest["custody"]["through"] == "integration_testing"
     halted = write_bundle(store, "bad", tmp_path / "bad")
     assert halted["custody"]["verified"] is False
-    assert "FAILED evaluation" in halted["custody"]["reason"]
+    assert "evaluation gate breached" in halted["custody"]["reason"]
     copies = sorted(p.name for p in (tmp_path / "good" / "evidence").iterdir())
     assert any(name.startswith("EvaluationReport-") and name.endswith(".json") for name in copies)
 

@@ -73,6 +73,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     bad.train()
     with pytest.raises(GateFailed):
         bad.evaluate()
+    with pytest.raises(GateFailed):
+        bad.verdict("evaluation")
     return World(root, good, twin, bad)
 
 
@@ -107,7 +109,8 @@ def test_approval_refuses_another_models_passing_evaluation(
     uri, _ = private
     bad = world.bad.at(uri, tmp_path)
     bad.paths["integration_report"] = world.good.paths["integration_report"]
-    with pytest.raises(CustodyError, match="run bad has a FAILED evaluation"):
+    bad.paths["integration_testing_verdict"] = world.good.paths["integration_testing_verdict"]
+    with pytest.raises(CustodyError, match="run bad's evaluation gate breached"):
         bad.approve(evaluation_report=world.good.paths["evaluation_report"])
 
 

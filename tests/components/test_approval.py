@@ -144,6 +144,8 @@ def _record_upstream(tmp_path: Path, metadata_uri: str, run: RunInfo) -> dict[st
         "timeout_s": 5.0,
         "approval_path": tmp_path / "approval.json",
         "approval_uri": str(tmp_path / "approval.json"),
+        "integration_verdict_path": paths["integration_testing_verdict"],
+        "integration_verdict_uri": str(paths["integration_testing_verdict"]),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from pathlib import Path
 
@@ -17,8 +18,11 @@ from fairlearn.metrics import (
     demographic_parity_ratio,
     equalized_odds_difference,
 )
+from kfp.dsl import ClassificationMetrics
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
+from sklearn.metrics import roc_auc_score
 
+from aiact.evidence import build_report, write_report
 from aiact.featureset import FeatureSplit, save_feature_set
 from aiact.lineage import LineageStore, RunInfo, properties_of
 from aiact.model_package import ModelPackage, TabularMLP, save_model_package
@@ -26,10 +30,17 @@ from aiact.policy import GateFailed, load_policy
 from aiact.refdata import generate_credit_data
 from aiact.specs import load_feature_spec
 from aiact.transform import FittedTransform
-from components.evaluation.core import EvaluationOutcome, NoProductionReference, evaluate
+from components.evaluation.core import (
+    NO_PRODUCTION_NOTE,
+    EvaluationOutcome,
+    NoProductionReference,
+    evaluate,
+)
 from components.evaluation.executor import run_evaluation
 from components.evaluation.reference import NO_PRODUCTION_MODEL
+from components.evaluation.report_html import fairness_limits, figures
 from components.evaluation.robustness import feature_blocks
+from tests.browser import visible_text
 from tests.chain import record_upstream
 from tests.components.conftest import build_features, train_package
 
@@ -73,8 +84,10 @@ def test_clean_model_passes_every_check_and_matches_fairlearn(
         "max_feature_psi[train_split]",
         "prediction_psi[train_split]",
         "prediction_psi[baseline]",
-        "production_reference",
     } <= names
+    # No production model: a note, never a check that reads as if a reference had passed.
+    assert "production_reference" not in names
+    assert outcome.evidence["notes"] == [f"{NO_PRODUCTION_NOTE}; {NO_PRODUCTION_MODEL}"]
     predicted = (package.predict_proba(test.features) >= 0.5).astype(int)
     for attribute in ("sex", "age_band"):
         groups = test.groups[attribute].to_numpy()
@@ -86,7 +99,11 @@ def test_clean_model_passes_every_check_and_matches_fairlearn(
         ):
             assert ours[name] == function(test.labels, predicted, sensitive_features=groups)
     assert np.array(outcome.confusion).sum() == len(test.labels)
-    assert outcome.evidence["drift"]["production_model"] == {"status": NO_PRODUCTION_MODEL}
+    assert outcome.evidence["drift"]["production_model"] == {
+        "assessed": False,
+        "status": NO_PRODUCTION_NOTE,
+        "reason": NO_PRODUCTION_MODEL,
+    }
 
 
 def test_label_bias_fails_fairness_gate_naming_metric_and_group(
@@ -179,7 +196,11 @@ def _evaluation_record(uri: str, run: RunInfo) -> tuple[str, dict, dict[str, str
     store = LineageStore.connect(uri)
     [execution] = [e for e in store.executions_of_run(run.run_id) if e.stage == "evaluation"]
     events = store.store.get_events_by_execution_ids([execution.id])
-    [report_id] = [e.artifact_id for e in events if e.type == mlmd_pb.Event.OUTPUT]
+    [report_id] = [
+        e.artifact_id
+        for e in events
+        if e.type == mlmd_pb.Event.OUTPUT and e.path.steps[0].key == "evaluation_report"
+    ]
     [report] = store.store.get_artifacts_by_id([report_id])
     roles = {e.path.steps[0].key: e.type for e in events if e.type == mlmd_pb.Event.INPUT}
     return execution.state, properties_of(report), {k: str(v) for k, v in roles.items()}
@@ -203,14 +224,27 @@ def test_stage_passes_on_first_deployment_and_records_no_production_model(
     _record_upstream(sqlite_uri, run, feature_dir, model_dir)
     outcome = _stage(tmp_path, sqlite_uri, run, policy, feature_dir, model_dir)
     assert outcome.gate.passed
-    [check] = [c for c in outcome.gate.checks if c.name == "production_reference"]
-    assert check.detail == NO_PRODUCTION_MODEL
+    assert "production_reference" not in {c.name for c in outcome.gate.checks}
     state, report, roles = _evaluation_record(sqlite_uri, run)
     assert (state, report["passed"]) == ("COMPLETE", True)
     assert "production_model" not in roles
+    recorded = json.loads((tmp_path / "out" / "evaluation_report.json").read_text())
+    assert recorded["sections"]["notes"] == [f"{NO_PRODUCTION_NOTE}; {NO_PRODUCTION_MODEL}"]
     html = (tmp_path / "out" / "evaluation_report.html").read_text()
-    assert html.count("<svg") == 4  # reliability, two attributes' groups, train-split drift
-    assert "Reliability curve" in html and "Feature drift (PSI)" in html
+    # ROC, confusion matrix, reliability, two attributes' groups, feature and prediction drift
+    assert html.count("<svg") == 7
+    for caption in (
+        "ROC curve of the holdout",
+        "Confusion matrix of the holdout",
+        "Reliability curve",
+        "Per-group rates by sex",
+        "Per-group rates by age_band",
+        "Feature drift (PSI) of the holdout against train_split;",
+        "Prediction drift (PSI",
+    ):
+        assert f"<figcaption>{caption}" in html, caption
+    assert "Notes for the reviewer" in html and NO_PRODUCTION_NOTE in html
+    assert "<code>production_reference</code>" not in html
 
 
 def _untrained(directory: Path, transform: FittedTransform, splits: dict) -> Path:
@@ -255,7 +289,8 @@ def test_each_failure_records_the_report_in_mlmd_first(
     with pytest.raises(GateFailed, match=re.escape(expected)):
         _stage(tmp_path, sqlite_uri, run, policy, feature_dir, model_dir)
     state, report, roles = _evaluation_record(sqlite_uri, run)
-    assert (state, report["passed"]) == ("FAILED", False)
+    # The evidence execution completes with the breach as its verdict (its verdict task halts).
+    assert (state, report["passed"]) == ("COMPLETE", False)
     assert expected in str(report["breaches"])
     recorded = json.loads((tmp_path / "out" / "evaluation_report.json").read_text())
     assert recorded["gate"]["passed"] is False
@@ -278,6 +313,10 @@ def test_stage_compares_with_the_production_models_reference_data(
     checks = {c.name: c for c in outcome.gate.checks}
     assert outcome.gate.passed
     assert checks["production_reference"].detail.startswith("production model ")
+    assert outcome.evidence["drift"]["production_model"]["assessed"] is True
+    assert "notes" not in outcome.evidence
+    html = (tmp_path / "out" / "evaluation_report.html").read_text()
+    assert "Feature drift (PSI) of the holdout against train_split and production;" in html
     assert checks["max_feature_psi[production]"].value == 0.0
     assert checks["prediction_psi[production]"].value == 0.0
     assert _evaluation_record(sqlite_uri, run)[0] == "COMPLETE"
@@ -306,14 +345,15 @@ def test_a_production_model_of_another_name_or_use_case_is_never_the_reference(
     run = RunInfo(run_id="this-run")
     record_upstream(sqlite_uri, run, feature_dir, model_dir, load_policy())
     outcome = _stage(tmp_path, sqlite_uri, run, policy, feature_dir, model_dir)
-    [check] = [c for c in outcome.gate.checks if c.name == "production_reference"]
-    assert check.passed
-    assert check.detail.startswith(
-        "no production model credit-scoring of use case credit (first deployment of this model "
-        "and use case); production models of other names or use cases are not compared: "
+    assert "production_reference" not in {c.name for c in outcome.gate.checks}
+    [note] = outcome.evidence["notes"]
+    assert note.startswith(
+        f"{NO_PRODUCTION_NOTE}; no production model credit-scoring of use case credit (first "
+        "deployment of this model and use case); production models of other names or use cases "
+        "are not compared: "
     )
     assert ("income-model (credit)" if other == "model_name" else "credit-scoring (income)") in (
-        check.detail
+        note
     )
     assert "production_model" not in _evaluation_record(sqlite_uri, run)[2]
 
@@ -327,12 +367,20 @@ def test_loaded_transform_reproduces_the_feature_set(
     assert np.array_equal(loaded.apply(splits["test"].raw), splits["test"].features)
 
 
+UNREADABLE = NoProductionReference("production model abc: reference not readable", True)
+
+
 @pytest.mark.parametrize(
-    ("reference", "required", "passes"),
+    ("reference", "required", "detail"),
     [
-        (FIRST_DEPLOYMENT, False, True),
-        (FIRST_DEPLOYMENT, True, False),
-        (NoProductionReference("production model abc: reference not readable", True), False, False),
+        (FIRST_DEPLOYMENT, False, None),
+        (
+            FIRST_DEPLOYMENT,
+            True,
+            f"{NO_PRODUCTION_MODEL}; the policy requires one "
+            "(evaluation.drift.require_production_reference)",
+        ),
+        (UNREADABLE, False, UNREADABLE.reason),
     ],
 )
 def test_missing_production_reference_is_explicit(
@@ -341,8 +389,10 @@ def test_missing_production_reference_is_explicit(
     policy: dict,
     reference: NoProductionReference,
     required: bool,
-    passes: bool,
+    detail: str | None,
 ) -> None:
+    """Not required and absent: a note, no check; required, or present but unusable: a
+    breached check saying why."""
     _, package = clean_package
     transform, splits = clean_features
     thresholds = copy.deepcopy(policy["evaluation"])
@@ -357,6 +407,119 @@ def test_missing_production_reference_is_explicit(
         blocks=feature_blocks(transform),
         production=reference,
     )
-    [check] = [c for c in outcome.gate.checks if c.name == "production_reference"]
-    assert (check.passed, check.detail) == (passes, reference.reason)
-    assert outcome.evidence["drift"]["production_model"] == {"status": reference.reason}
+    checks = [c for c in outcome.gate.checks if c.name == "production_reference"]
+    recorded = outcome.evidence["drift"]["production_model"]
+    assert recorded["assessed"] is False
+    if detail is None:
+        assert checks == [] and outcome.gate.passed
+        assert outcome.evidence["notes"] == [f"{NO_PRODUCTION_NOTE}; {reference.reason}"]
+        assert recorded["reason"] == reference.reason
+    else:
+        [check] = checks
+        assert (check.passed, check.detail) == (False, detail)
+        assert "notes" not in outcome.evidence
+        assert recorded["status"] == reference.reason
+
+
+def test_roc_curve_is_complete_finite_and_its_area_is_the_auc(
+    clean_package: tuple[Path, ModelPackage],
+    clean_features: tuple[FittedTransform, dict[str, FeatureSplit]],
+    policy: dict,
+) -> None:
+    """The curve handed to the KFP UI runs from (0, 0) to (1, 1) (it once stopped at FPR
+    0.787), every point is the rates at its threshold, and KFP can serialise it."""
+    _, package = clean_package
+    transform, splits = clean_features
+    test = splits["test"]
+    outcome = _evaluate(package.predict_proba, transform, splits, policy)
+    fpr, tpr, cut = (np.array(outcome.roc[k]) for k in ("fpr", "tpr", "thresholds"))
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert len(fpr) == len(tpr) == len(cut) > 10
+    assert np.all(np.diff(fpr) >= 0) and np.all(np.diff(tpr) >= 0) and np.all(np.diff(cut) < 0)
+    assert np.all(np.isfinite(cut))
+    scores = package.predict_proba(test.features)
+    positive = test.labels == 1
+    for rate_fp, rate_tp, threshold in zip(fpr, tpr, cut, strict=True):
+        decided = scores >= threshold
+        assert rate_tp == decided[positive].mean() and rate_fp == decided[~positive].mean()
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))  # trapezoid rule
+    assert area == pytest.approx(roc_auc_score(test.labels, scores), abs=5e-5)
+    assert area == pytest.approx(outcome.evidence["performance"]["roc_auc"], abs=5e-5)
+    kfp_metrics = ClassificationMetrics(name="classification_metrics", uri="", metadata={})
+    kfp_metrics.log_roc_curve(outcome.roc["fpr"], outcome.roc["tpr"], outcome.roc["thresholds"])
+    points = json.loads(json.dumps(kfp_metrics.metadata, allow_nan=False))["confidenceMetrics"]
+    assert len(points) == len(fpr)
+    assert points[-1] == {
+        "confidenceThreshold": float(cut[-1]),
+        "recall": 1.0,
+        "falsePositiveRate": 1.0,
+    }
+
+
+def test_evaluation_report_in_a_browser_shows_plots_verdict_and_breach(
+    tmp_path: Path, policy: dict
+) -> None:
+    """A failing evaluation's HTML view as Chromium renders it: the verdict, the breached
+    fairness check shown as breached, the ROC plot with its tick labels and AUC, the confusion
+    matrix and reliability-bin counts, the policy's limit lines, and the note that there is
+    no production model yet."""
+    transform, splits = build_features(label_bias=0.5)
+    package = train_package(tmp_path / "biased", transform, splits)
+    outcome = _evaluate(package.predict_proba, transform, splits, policy)
+    assert not outcome.gate.passed
+    report = build_report(
+        "Model evaluation report",
+        outcome.gate,
+        {**outcome.evidence, "confusion_matrix": outcome.confusion},
+        policy_sha256="0" * 64,
+    )
+    page = tmp_path / "evaluation_report.html"
+    write_report(
+        tmp_path / "evaluation_report.json",
+        page,
+        report,
+        figures=figures(outcome, policy["evaluation"]),
+    )
+    text = visible_text(page)
+    assert "Gate evaluation: BREACHED" in text
+    assert re.search(r"equalized_odds_difference\[sex\] 0\.\d+ <= 0\.15 BREACHED", text), text
+    assert re.search(r"demographic_parity_ratio\[sex\] 0\.\d+ >= 0\.8 PASSED", text), text
+    auc = outcome.evidence["performance"]["roc_auc"]
+    assert f"AUC = {auc:.4f}" in text and f"model (AUC {auc:.4f})" in text
+    assert "0.0 0.2 0.4 0.6 0.8 1.0" in text  # the ROC's tick labels
+    assert "false positive rate (1 - specificity)" in text and "true positive rate" in text
+    [[tn, fp], [fn, tp]] = outcome.confusion
+    assert f"{tn} {fp} {fn} {tp}" in text and "predicted class" in text
+    counts = [str(b["count"]) for b in outcome.evidence["calibration"]["reliability_curve"]]
+    assert " ".join(counts) in text and "samples in bin" in text
+    assert "FPR ceiling (equalized odds <= 0.15) = " in text
+    assert "max_feature_psi = 0.200" in text
+    assert f"Notes for the reviewer {NO_PRODUCTION_NOTE}" in text
+
+
+def test_fairness_limit_lines_are_crossed_exactly_when_a_check_breaches() -> None:
+    """The lines on the per-group chart restate the policy: a group's bar is on the wrong side
+    of its rate's line exactly when that limit is breached."""
+    limits = {
+        "max_demographic_parity_difference": 0.1,
+        "min_demographic_parity_ratio": 0.8,
+        "max_equalized_odds_difference": 0.15,
+    }
+    groups = {
+        "a": {"selection_rate": 0.5, "true_positive_rate": 0.8, "false_positive_rate": 0.3},
+        "b": {"selection_rate": 0.62, "true_positive_rate": 0.9, "false_positive_rate": 0.5},
+    }
+    floor_dp, floor_ratio, tpr_floor, fpr_ceiling = fairness_limits(groups, limits)
+    assert floor_dp.label == "selection-rate floor (parity difference <= 0.1)"
+    assert floor_ratio.label == "selection-rate floor (parity ratio >= 0.8)"
+    assert (tpr_floor.series, fpr_ceiling.series) == ("true positive rate", "false positive rate")
+    # Parity difference 0.12 breaches (a under the floor); ratio 0.806 passes (a above it).
+    assert floor_dp.value == pytest.approx(0.52) and groups["a"]["selection_rate"] < floor_dp.value
+    assert floor_ratio.value == pytest.approx(0.496)
+    assert groups["a"]["selection_rate"] > floor_ratio.value
+    # Equalized odds: the FPR gap 0.2 breaches (b above the ceiling), the TPR gap 0.1 does not.
+    assert fpr_ceiling.value == pytest.approx(0.45)
+    assert groups["b"]["false_positive_rate"] > fpr_ceiling.value
+    assert tpr_floor.value == pytest.approx(0.75)
+    assert groups["a"]["true_positive_rate"] > tpr_floor.value
+    assert fairness_limits({"a": {**groups["a"], "true_positive_rate": math.nan}}, limits) == []

@@ -15,6 +15,8 @@ from aiact.lineage import RunInfo
 from aiact.transform import FittedTransform
 from components.training.core import Hyperparameters, select_device, train_model
 from components.training.executor import run_training
+from components.training.report_html import render_training_html
+from tests.browser import visible_text
 from tests.chain import Chain
 from tests.components.conftest import train_package
 
@@ -92,6 +94,8 @@ def test_stage_records_loss_curves_hyperparameters_and_environment(
         report_path=report_path,
         report_uri=str(report_path),
         report_html_path=html_path,
+        feature_verdict_path=chain.paths["feature_engineering_verdict"],
+        feature_verdict_uri=str(chain.paths["feature_engineering_verdict"]),
     )
     report = json.loads(report_path.read_text())
     assert [row["epoch"] for row in report["history"]] == [1, 2, 3, 4]
@@ -102,4 +106,30 @@ def test_stage_records_loss_curves_hyperparameters_and_environment(
     assert environment["device"] == "cpu" and environment["torch_version"] == torch.__version__
     assert environment["peak_rss_mb"] > 0 and report["duration_s"] > 0
     html = html_path.read_text()
-    assert "<svg" in html and "Loss per epoch" in html
+    assert html.count("<svg") == 1
+    assert f"<figcaption>Loss per epoch (best epoch {report['best_epoch']} of 4," in html
+    assert f"best epoch {report['best_epoch']}</text>" in html
+
+
+def test_training_report_html_shows_loss_curves_with_ticks_and_the_best_epoch(
+    tmp_path: Path,
+) -> None:
+    train = [0.69, 0.55, 0.48, 0.45, 0.44, 0.43]
+    val = [0.67, 0.56, 0.5012, 0.4987, 0.503, 0.51]
+    report = {
+        "best_epoch": 4,
+        "epochs_run": 6,
+        "history": [
+            {"epoch": i + 1, "train_loss": t, "val_loss": v}
+            for i, (t, v) in enumerate(zip(train, val, strict=True))
+        ],
+    }
+    page = tmp_path / "training.html"
+    page.write_text(render_training_html(report))
+    text = visible_text(page)
+    assert "Training report" in text and "Gate" not in text
+    assert "1 2 3 4 5 6 epoch" in text  # integer epoch ticks, then the axis label
+    assert "binary cross-entropy" in text
+    assert "best epoch 4" in text and "validation loss 0.4987" in text
+    assert "train loss" in text and "validation loss" in text
+    assert "Loss per epoch (best epoch 4 of 6," in text

@@ -49,6 +49,8 @@ HUMANS = (APPROVER_GROUP, "system:authenticated")
 SA_GROUP = "system:serviceaccounts"
 PARAMS = (SYSTEM_NAMESPACE, "aiact-approval-policy")
 EXPIRY = "2026-11-30T12:00:00+00:00"
+REVIEW_PAGE_URI = "minio://mlpipeline/v2/artifacts/aiact/r1/approval/review_page"
+REVIEW_PAGE_SHA256 = "e" * 64
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +108,8 @@ def _approval(
         expires_at=EXPIRY,
         required_approvals=required,
         acknowledgements_required=acknowledgements,
+        review_page_uri=REVIEW_PAGE_URI,
+        review_page_sha256=REVIEW_PAGE_SHA256,
     )
     resource = to_resource(request)
     resource["metadata"].update(
@@ -263,6 +267,7 @@ def test_printer_columns_resolve_with_kubectl_jsonpath(
     )
     assert cells["Last-Decision-By"] == "bob@example.com"
     assert cells["Approver-Group"] == APPROVER_GROUP and cells["Expiry"] == EXPIRY
+    assert cells["Review-Page"] == REVIEW_PAGE_URI
 
 
 # ----------------------------------------------------------------------------- schema
@@ -333,6 +338,67 @@ def test_schema_requires(validator: jsonschema.Draft4Validator, missing: str) ->
     del parent[leaf]
     with pytest.raises(jsonschema.ValidationError, match="is a required property"):
         validator.validate(approval)
+
+
+def test_review_page_is_part_of_the_spec_and_validated(
+    validator: jsonschema.Draft4Validator,
+) -> None:
+    """spec.reviewPage carries the review page's URI and SHA-256 exactly as the backend
+    writes them, reads back into the request, and is refused when malformed or incomplete."""
+    approval = _approval(_yes("alice@example.com"))
+    assert approval["spec"]["reviewPage"] == {
+        "uri": REVIEW_PAGE_URI,
+        "sha256": REVIEW_PAGE_SHA256,
+    }
+    validator.validate(approval)
+    request = request_of(approval)
+    assert (request.review_page_uri, request.review_page_sha256) == (
+        REVIEW_PAGE_URI,
+        REVIEW_PAGE_SHA256,
+    )
+    for field, value, error in (
+        ("sha256", "E" * 64, "does not match"),
+        ("sha256", "e" * 63, "does not match"),
+        ("uri", "", "should be non-empty"),
+        ("uri", "x" * 2049, "is too long"),
+    ):
+        bad = copy.deepcopy(approval)
+        bad["spec"]["reviewPage"][field] = value
+        with pytest.raises(jsonschema.ValidationError, match=error):
+            validator.validate(bad)
+    for field in ("uri", "sha256"):
+        bad = copy.deepcopy(approval)
+        del bad["spec"]["reviewPage"][field]
+        with pytest.raises(jsonschema.ValidationError, match="is a required property"):
+            validator.validate(bad)
+    # A request without a page (raised before review pages existed) still reads back.
+    del approval["spec"]["reviewPage"]
+    validator.validate(approval)
+    assert request_of(approval).review_page_sha256 == ""
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["replace-hash", "replace-uri", "remove", "add-to-a-request-without-one"],
+)
+def test_the_review_page_is_immutable(rules: ClusterRules, change: str) -> None:
+    """The page under review cannot be swapped after the request was created: the CRD's
+    `self == oldSelf` rule on spec refuses every change of spec.reviewPage, while decisions
+    are still admitted on a request that names one."""
+    created = _approval()
+    assert rules.crd_violations(created, None) == []
+    assert rules.crd_violations(_decided(created, _yes("alice@example.com")), created) == []
+    old, new = created, copy.deepcopy(created)
+    if change == "replace-hash":
+        new["spec"]["reviewPage"]["sha256"] = "f" * 64
+    elif change == "replace-uri":
+        new["spec"]["reviewPage"]["uri"] = "s3://elsewhere/review_page.html"
+    elif change == "remove":
+        del new["spec"]["reviewPage"]
+    else:
+        del old["spec"]["reviewPage"]
+    violations = rules.crd_violations(new, old)
+    assert any("spec is immutable" in v for v in violations), violations
 
 
 def test_one_decision_per_approver_in_the_list_map(

@@ -748,7 +748,7 @@ def test_pipeline_runner_can_request_but_not_decide_approvals(
     # Nothing beyond approvals.
     for rule in role["rules"]:
         assert rule["apiGroups"] == ["aiact.eu"]
-        assert set(rule["resources"]) <= {"modelapprovals"}
+        assert set(rule["resources"]) <= {"modelapprovals", "deploymentrequests"}
 
     _one(docs, "ServiceAccount", "aiact-pipeline-runner")
     binding = _one(docs, "RoleBinding", "aiact-pipeline-runner")

@@ -190,10 +190,14 @@ def test_approval_component_yaml_runs_under_kfp_local(tmp_path: Path) -> None:
         integration = dsl.importer(
             artifact_uri=str(paths["integration_report"]), artifact_class=dsl.Artifact
         )
+        verdict = dsl.importer(
+            artifact_uri=str(paths["integration_testing_verdict"]), artifact_class=dsl.Artifact
+        )
         approval(
             model=model.output,
             evaluation_report=evaluation.output,
             integration_report=integration.output,
+            integration_verdict=verdict.output,
             model_name="credit-scoring",
             approval_backend=f"local:{tmp_path / 'approvals'}",
             requested_by="tester",
@@ -225,7 +229,7 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
     role), so every stage re-verifies the chain of custody the earlier components built."""
     from kfp import local
 
-    from aiact.custody import Verifier
+    from aiact.custody import GATE_REPORTS, Verifier, verdict_stage
     from aiact.refdata import write_reference_dataset
     from tests.chain import FAST_HYPERPARAMETERS
 
@@ -259,6 +263,7 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
         ),
         "feature_engineering": lambda c: c(
             dataset=imported("dataset", dsl.Dataset),
+            data_verdict=imported("data_preparation_verdict", dsl.Artifact),
             use_case_uri="",
             gate_policy={},
             seed=1,
@@ -267,6 +272,7 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
         "training": lambda c: c(
             feature_set=imported("feature_set", dsl.Dataset),
             transform=imported("transform", dsl.Artifact),
+            feature_verdict=imported("feature_engineering_verdict", dsl.Artifact),
             hyperparameters=FAST_HYPERPARAMETERS,
             seed=0,
             model_name="",
@@ -284,6 +290,7 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
         "registration": lambda c: c(
             model=imported("model", dsl.Model),
             evaluation_report=imported("evaluation_report", dsl.Artifact),
+            evaluation_verdict=imported("evaluation_verdict", dsl.Artifact),
             dataset=imported("dataset", dsl.Dataset),
             **common,
         ),
@@ -299,6 +306,7 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
             model=imported("model", dsl.Model),
             evaluation_report=imported("evaluation_report", dsl.Artifact),
             integration_report=imported("integration_report", dsl.Artifact),
+            integration_verdict=imported("integration_testing_verdict", dsl.Artifact),
             model_name="",
             approval_backend=f"local:{tmp_path / 'approvals'}",
             requested_by="tester",
@@ -318,10 +326,13 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
     }
     assert list(calls) == list(STAGES)
 
-    def one_task(stage: str) -> Any:
-        call = calls[stage]
+    def verdict_of(gate: str) -> Any:
+        return lambda c: c(gate=gate, report=imported(GATE_REPORTS[gate], dsl.Artifact), **common)
+
+    def one_task(stage: str, call: Any = None, folder: str = "") -> Any:
+        call = call or calls[stage]
         component = components.load_component_from_file(
-            str(COMPONENTS_DIR / stage / "component.yaml")
+            str(COMPONENTS_DIR / (folder or stage) / "component.yaml")
         )
 
         @dsl.pipeline(name=f"{stage.replace('_', '-')}-only")
@@ -336,5 +347,12 @@ def test_every_component_yaml_runs_as_a_one_task_pipeline(tmp_path: Path) -> Non
             [link] = [link for link in verifier.links_of_run(run_id) if link.stage == stage]
         assert link.state == "COMPLETE", (stage, link.properties.get("error"))
         recorded.update({role: artifact.uri for role, artifact in link.outputs.items()})
+        if stage in GATE_REPORTS:  # the gate's verdict task, from its own component.yaml
+            name = verdict_stage(stage)
+            one_task(name, verdict_of(stage), "gate_verdict")()
+            with Verifier(store) as verifier:
+                [link] = [link for link in verifier.links_of_run(run_id) if link.stage == name]
+            assert link.state == "COMPLETE", (name, link.properties.get("error"))
+            recorded.update({role: artifact.uri for role, artifact in link.outputs.items()})
     [model] = store.artifacts_of_run(run_id, lineage.MODEL)
     assert lineage.properties_of(model)["stage"] == "production"

@@ -54,11 +54,15 @@ def test_clean_run_completes_all_eight_stages(
         stage: "COMPLETE"
         for stage in (
             "data_preparation",
+            "data_preparation_verdict",
             "feature_engineering",
+            "feature_engineering_verdict",
             "training",
             "evaluation",
+            "evaluation_verdict",
             "registration",
             "integration_testing",
+            "integration_testing_verdict",
             "approval",
             "deployment",
         )
@@ -129,12 +133,18 @@ def test_biased_data_halts_at_the_data_gate(tmp_path: Path) -> None:
     preparation, before any model is trained on it."""
     config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", label_bias=0.7)
     result = run_local(config)
-    assert not result.succeeded and "'data-preparation'" in result.error
-    assert _stages(config, result.run_id) == {"data_preparation": "FAILED"}
+    assert not result.succeeded and "'gate-verdict'" in result.error
+    # The gate's own task completed with its evidence; its verdict task halted the run.
+    assert _stages(config, result.run_id) == {
+        "data_preparation": "COMPLETE",
+        "data_preparation_verdict": "FAILED",
+    }
     store = lineage.LineageStore.connect(config.metadata_uri)
-    [execution] = store.executions_of_run(result.run_id)
+    execution = store.executions_of_run(result.run_id)[0]
+    assert execution.properties["verdict"] == "breached"
     assert "favourable_rate_ratio[sex]" in str(execution.properties["gate_breaches"])
     assert store.store.get_artifacts_by_type(lineage.MODEL) == []
+    assert store.store.get_artifacts_by_type(lineage.DATASET) == []
 
 
 def test_an_undertrained_model_halts_at_the_evaluation_gate(tmp_path: Path) -> None:
@@ -146,12 +156,15 @@ def test_an_undertrained_model_halts_at_the_evaluation_gate(tmp_path: Path) -> N
         },
     )
     result = run_local(config)
-    assert not result.succeeded and "'evaluation'" in result.error
+    assert not result.succeeded and "'gate-verdict-3'" in result.error
     assert _stages(config, result.run_id) == {
         "data_preparation": "COMPLETE",
+        "data_preparation_verdict": "COMPLETE",
         "feature_engineering": "COMPLETE",
+        "feature_engineering_verdict": "COMPLETE",
         "training": "COMPLETE",
-        "evaluation": "FAILED",
+        "evaluation": "COMPLETE",
+        "evaluation_verdict": "FAILED",
     }
     store = lineage.LineageStore.connect(config.metadata_uri)
     [report] = store.artifacts_of_run(result.run_id, lineage.EVALUATION_REPORT)
@@ -165,12 +178,57 @@ def test_an_undertrained_model_halts_at_the_evaluation_gate(tmp_path: Path) -> N
 def test_corrupted_data_halts_at_the_data_gate(tmp_path: Path) -> None:
     config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", corruption=0.2)
     result = run_local(config)
-    assert not result.succeeded and "'data-preparation'" in result.error
-    assert _stages(config, result.run_id) == {"data_preparation": "FAILED"}
+    assert not result.succeeded and "'gate-verdict'" in result.error
+    assert _stages(config, result.run_id)["data_preparation_verdict"] == "FAILED"
     store = lineage.LineageStore.connect(config.metadata_uri)
     [report] = store.artifacts_of_run(result.run_id, lineage.DATA_VALIDATION_REPORT)
     assert _props(report)["passed"] is False
     assert store.store.get_artifacts_by_type(lineage.MODEL) == []
+
+
+def test_a_failed_fairness_gate_shows_its_metrics_in_the_evaluation_tasks_outputs(
+    tmp_path: Path,
+) -> None:
+    """A stricter (allowed: it narrows the platform floor) sex demographic-parity limit than
+    the model meets fails the fairness gate; the evaluation task still completes and KFP
+    publishes its metrics, confusion matrix, ROC curve, HTML report and Markdown summary,
+    while its verdict task fails the run and nothing is registered."""
+    import json
+
+    import yaml
+
+    from aiact.usecase import BUNDLED_USE_CASE
+
+    policy = yaml.safe_load((BUNDLED_USE_CASE / "policy.yaml").read_text())
+    fairness = policy["evaluation"]["fairness"]["sex"]
+    fairness["max_demographic_parity_difference"] = 0.0001
+    policy_path = tmp_path / "strict.yaml"
+    policy_path.write_text(yaml.safe_dump(policy))
+    config = LocalRunConfig(workdir=tmp_path, demo_approver="dana", policy_path=policy_path)
+    result = run_local(config)
+    assert not result.succeeded and "'gate-verdict-3'" in result.error
+    stages = _stages(config, result.run_id)
+    assert (stages["evaluation"], stages["evaluation_verdict"]) == ("COMPLETE", "FAILED")
+    assert "registration" not in stages
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    [evaluation] = [e for e in store.executions_of_run(result.run_id) if e.stage == "evaluation"]
+    assert "demographic_parity_difference[sex]" in str(evaluation.properties["gate_breaches"])
+    # What the KFP UI reads: the task's executor output, written because the task returned.
+    [output_file] = (tmp_path / "pipeline_root").rglob("evaluation/executor_output.json")
+    published = json.loads(output_file.read_text())["artifacts"]
+    metrics = published["metrics"]["artifacts"][0]["metadata"]
+    [report] = store.artifacts_of_run(result.run_id, lineage.EVALUATION_REPORT)
+    assert metrics["accuracy"] == pytest.approx(_props(report)["accuracy"], abs=1e-6)
+    assert metrics["demographic_parity_difference[sex]"] > 0.0001
+    curves = published["classification_metrics"]["artifacts"][0]["metadata"]
+    assert curves["confusionMatrix"]["rows"] and curves["confidenceMetrics"]
+    roc = curves["confidenceMetrics"]
+    assert (roc[0]["falsePositiveRate"], roc[0]["recall"]) == (0.0, 0.0)
+    assert (roc[-1]["falsePositiveRate"], roc[-1]["recall"]) == (1.0, 1.0)
+    summary = next((tmp_path / "pipeline_root").rglob("evaluation/evaluation_summary"))
+    assert "BREACHED" in summary.read_text()
+    assert "demographic_parity_difference[sex]" in summary.read_text()
+    assert store.store.get_artifacts_by_type(lineage.MODEL_REGISTRATION) == []
 
 
 @pytest.mark.parametrize("verdict", ["approve", "reject"])
