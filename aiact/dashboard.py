@@ -323,7 +323,12 @@ def _breaches(value: PropertyValue | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in str(value or "").split(";") if part.strip())
 
 
-def stage_record(raw: RawExecution) -> StageRecord:
+def stage_record(execution: Any, stage: str) -> StageRecord:
+    """Classify one MLMD execution of `stage`: its verdict under either gate representation."""
+    return stage_record_of(runsummary.read(execution, stage))
+
+
+def stage_record_of(raw: RawExecution) -> StageRecord:
     """Classify one execution (read from the store or from a run summary): its verdict under
     either gate representation."""
     stage, props = raw.stage, raw.properties
@@ -454,7 +459,7 @@ def _run_record(
 ) -> RunRecord | None:
     """A classified run, or None (nothing the dashboard reads, or started before `since`)."""
     records = sorted(
-        (stage_record(raw) for raw in summary.executions), key=lambda r: r.execution_id
+        (stage_record_of(raw) for raw in summary.executions), key=lambda r: r.execution_id
     )
     if not records:
         return None

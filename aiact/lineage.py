@@ -4,6 +4,9 @@ One module owns the MLMD store. Stages describe what they read and wrote as `Art
 `LineageStore.record_execution` writes the execution, its input and output events and the run
 context in one call. Artefacts are identified by (type, content hash): recording the same content
 twice reuses the stored artefact, so re-running a stage on unchanged input creates no new version.
+An artefact's `uri` is where its producer wrote it until a second run records it; from then on it
+names the artefact's content-addressed object (`object_uri`, see `aiact.storage`), and
+`first_uri` keeps the producer's location, so deleting one run's folder never breaks another's.
 
 The store is chosen by a URI, so no stage changes when production moves from the embedded SQLite
 file to MySQL or to a metadata gRPC service:
@@ -373,8 +376,9 @@ class LineageStore:
         """An artefact another run already recorded names its content-addressed object as its
         `uri` from now on, never the folder of the run that first wrote it (`aiact.storage`):
         deleting one run's folder must not break another run's evidence."""
+        # This execution's own object (just stored from its verified copy) comes first.
         target = str(
-            properties_of(artifact).get(OBJECT_URI) or record.properties.get(OBJECT_URI, "")
+            record.properties.get(OBJECT_URI) or properties_of(artifact).get(OBJECT_URI, "")
         )
         if not target or artifact.uri == target or not context_id:
             return

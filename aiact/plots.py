@@ -373,6 +373,10 @@ def line_over_time(
             linewidth=1.3,
             label=f"{limit.label} = {limit.value:{value_format}}",
         )
+    if dates and min(dates) == max(dates):
+        # One point in time: a span of a day either side, not matplotlib's default of years.
+        centre = mdates.date2num(dates[0])
+        axes.set_xlim(centre - 1, centre + 1)
     locator = mdates.AutoDateLocator()
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

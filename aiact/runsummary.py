@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
@@ -52,7 +52,8 @@ class RawExecution:
     state: int  # mlmd_pb.Execution.State
     create_time_ms: int
     properties: Mapping[str, PropertyValue]
-    use_case: str = ""
+    # Only used to find the run's use case (kept once per run in the summary).
+    use_case: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

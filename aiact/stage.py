@@ -39,6 +39,7 @@ from aiact.platform import (
     resolve_run_settings,
 )
 from aiact.policy import GateFailed, GateResult, policy_sha256
+from aiact.runsummary import update_run_summary
 from aiact.storage import StorageError
 
 
@@ -381,6 +382,7 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
             succeeded=error is None,
             properties=context.properties,
         )
+        update_run_summary(lineage, run.run_id)  # the dashboard's per-run summary; never raises
         log_event(
             stage,
             "finished" if error is None else "failed",

@@ -6,6 +6,10 @@ S3 endpoint and credentials come only from the environment (``AIACT_S3_ENDPOINT`
 parameters, so they never appear in a compiled pipeline or a run's recorded inputs. The store
 for versioned datasets is ``AIACT_DATASET_STORE``: ``s3://bucket/prefix`` or a local directory;
 unset, a dataset stays only where the pipeline wrote it (the local filesystem default).
+
+Every output a stage records is also kept as a content-addressed object (``keep_object``,
+below; ``AIACT_OBJECT_STORE``, else the output's own bucket, else beside the SQLite store), so
+that an artefact two runs share never depends on one run's folder.
 """
 
 from __future__ import annotations

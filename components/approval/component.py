@@ -57,8 +57,11 @@ def approval(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.approval.executor import run_approval
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     metadata = run_approval(
         run=run_info(run_id),

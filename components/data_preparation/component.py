@@ -51,8 +51,11 @@ def data_preparation(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.data_preparation.executor import run_data_preparation
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     metadata = run_data_preparation(
         run=run_info(run_id, code_commit, pipeline_spec_sha256, environment, submission_id),

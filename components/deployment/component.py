@@ -1,7 +1,7 @@
 """KFP declaration of the deployment stage."""
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Artifact, Input, Markdown, Model, Output
 
 from components.images import CONTROL_IMAGE
 
@@ -16,6 +16,7 @@ def deployment(
     run_id: str,
     metadata_uri: str,
     deployment: Output[Artifact],
+    deployment_summary: Output[Markdown],
 ):
     """Roll out the approved model (canary, shadow or full) and append the rollout to the
     immutable deployment ledger; refused without an approving decision for this model.
@@ -29,11 +30,15 @@ def deployment(
         run_id: The pipeline run (KFP's job id) every record of this stage is filed under.
         metadata_uri: The suite's ML Metadata store (empty: AIACT_METADATA_URI).
         deployment: The deployment record (JSON), as written to the ledger.
+        deployment_summary: What was rolled out and its ledger entry, for the run page.
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.deployment.executor import run_deployment
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     metadata = run_deployment(
         run=run_info(run_id),
@@ -47,5 +52,6 @@ def deployment(
         ledger_uri=ledger_uri,
         deployment_path=Path(deployment.path),
         deployment_uri=deployment.uri,
+        summary_path=Path(deployment_summary.path),
     )
     deployment.metadata.update(metadata)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from aiact.deployer.reconcile import (
     production_models,
     reconcile,
 )
-from aiact.evidence import write_json
+from aiact.evidence import write_atomic, write_json
 from aiact.ledger import entry_hash
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.observability import log_event
@@ -63,6 +64,34 @@ def _through_controller(request: dict[str, Any]) -> dict[str, Any]:
     return requests.wait(request["metadata"]["name"], timeout)
 
 
+def deployment_summary(properties: Mapping[str, PropertyValue]) -> str:
+    """The deployment as Markdown for the KFP run page: what was rolled out, where, and the
+    ledger entry that records it (or that nothing was applied, without a cluster)."""
+    applied = properties.get("applied_to_cluster")
+    where = (
+        f"applied to namespace `{properties.get('serving_namespace')}`"
+        if applied
+        else "nothing applied to a cluster (reconciled in-process: the registry was promoted)"
+    )
+    rows = [
+        ("model", f"`{properties.get('model_sha256')}`"),
+        ("strategy", f"{properties.get('strategy')} ({properties.get('traffic_percent')} %)"),
+        ("environment", str(properties.get("environment"))),
+        ("ledger", f"`{properties.get('ledger_uri')}`"),
+        (
+            "ledger entry",
+            f"#{properties.get('ledger_sequence')} `{properties.get('ledger_entry_sha256')}`",
+        ),
+        (
+            "ledger head",
+            f"#{properties.get('ledger_head_sequence')} `{properties.get('ledger_head_sha256')}`",
+        ),
+        ("deployment key", f"`{properties.get('deployment_key')}`"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"## Deployment\n\n**Rolled out**: {where}.\n\n| | |\n|---|---|\n{table}\n"
+
+
 def run_deployment(
     *,
     run: RunInfo,
@@ -76,8 +105,10 @@ def run_deployment(
     ledger_uri: str,
     deployment_path: Path,
     deployment_uri: str,
+    summary_path: Path | None = None,
 ) -> dict[str, PropertyValue]:
-    """Run the stage; returns the ledger entry's key facts."""
+    """Run the stage; returns the ledger entry's key facts (`summary_path`: the same as
+    Markdown for the KFP run page)."""
     with stage_execution(STAGE, run, metadata_uri) as stage:
         assert stage.platform is not None
         platform: PlatformConfig = stage.platform
@@ -171,4 +202,6 @@ def run_deployment(
         for previous in production_models(stage.lineage):
             if previous.id != stored.id and lineage.version_of(previous.name) in archived:
                 stage.lineage.update_artifact(previous.id, {"stage": "archived"})
+        if summary_path is not None:
+            write_atomic(summary_path, deployment_summary(properties))
         return properties

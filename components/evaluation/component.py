@@ -52,8 +52,11 @@ def evaluation(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.evaluation.executor import run_evaluation
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     outcome = run_evaluation(
         run=run_info(run_id),

@@ -108,6 +108,8 @@ def run_evaluation(
                 "dataset_sha256": custody.digest("data_preparation", "dataset"),
                 **outcome.evidence,
                 "confusion_matrix": outcome.confusion,
+                # The full curve (as handed to the KFP UI), for the review page's ROC plot.
+                "roc_curve": outcome.roc,
             },
             policy_sha256=policy_digest,
         )

@@ -43,8 +43,11 @@ def feature_engineering(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.feature_engineering.executor import run_feature_engineering
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     metadata = run_feature_engineering(
         run=run_info(run_id),

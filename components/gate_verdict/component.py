@@ -30,8 +30,11 @@ def gate_verdict(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.gate_verdict.executor import run_gate_verdict
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     run_gate_verdict(
         run=run_info(run_id),

@@ -50,9 +50,12 @@ def integration_testing(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.integration_testing.core import ServingOptions
     from components.integration_testing.executor import run_integration_testing
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     metadata = run_integration_testing(
         run=run_info(run_id),

@@ -40,8 +40,11 @@ def registration(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.registration.executor import run_registration
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     record = run_registration(
         run=run_info(run_id),

@@ -48,8 +48,11 @@ def training(
     """
     from pathlib import Path
 
+    from aiact.fastexit import exit_fast_after_outputs
     from aiact.stage import run_info
     from components.training.executor import run_training
+
+    exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 
     metadata = run_training(
         run=run_info(run_id),

@@ -7,13 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from aiact import dashboard, lineage
+from aiact import dashboard, lineage, runsummary
 from aiact.cli import main
 from aiact.custody import verdict_stage
 from aiact.hashing import sha256_path
@@ -220,14 +222,32 @@ class Recorder:
         self.execute("deployment", deployment_s, ["model", "approval"], [deployment])
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A SQLite store holding exactly HISTORY."""
-    uri = f"sqlite://{tmp_path_factory.mktemp('dashboard') / 'mlmd.sqlite'}"
+def seed_history(uri: str, summaries: bool) -> LineageStore:
+    """Record HISTORY into the store at `uri`, with each run's summary on its context (as the
+    stage runtime keeps it) or without (as an older release recorded runs)."""
     store = LineageStore.connect(uri)
     for plan in HISTORY:
         Recorder(store, plan).record()
-    return uri
+        if summaries:
+            assert runsummary.update_run_summary(store, plan.run_id)
+    return store
+
+
+@pytest.fixture(scope="module", params=["summaries", "executions", "batch"])
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A SQLite store holding exactly HISTORY, read by the dashboard from the run summaries,
+    from each run's executions, or from the batch queries per execution type."""
+    uri = f"sqlite://{tmp_path_factory.mktemp('dashboard') / 'mlmd.sqlite'}"
+    seed_history(uri, summaries=request.param == "summaries")
+    original = dashboard.PER_RUN_FALLBACK
+    if request.param == "batch":
+        dashboard.PER_RUN_FALLBACK = 0
+    try:
+        yield uri
+    finally:
+        dashboard.PER_RUN_FALLBACK = original
 
 
 EXPECTED_BUCKETS = {
@@ -423,7 +443,119 @@ def test_real_chain_records(tmp_path: Path) -> None:
     assert "Validation-gate success rate 50.0% 1 of 2 validation verdicts passed" in text
     hours = (ended - started) / HOUR_MS
     assert f"Mean time from training to production {hours:.2f} h over 1 deployed runs" in text
+    # The stage runtime kept each run's summary, and it is what the executions say.
+    for run_id in ("real-deployed", "real-halted"):
+        context = store.run_context(run_id)
+        types = {t.id: t.name for t in store.store.get_execution_types()}
+        assert runsummary.read_summary(context) == runsummary.summary_of_run(
+            store.store, context, types
+        )
     [run_page] = (out / "runs").glob("*.html")
     week = visible_text(run_page)
     assert f"model credit-scoring sha256 {runs['real-deployed'].model_sha256}" in week
     assert "data preparation gate breached: " + "; ".join(breached) in week
+
+
+class Recording:
+    """An MLMD store that records the name of every call made to it."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self._store, name)
+
+
+def _runs(uri: str, since: date | None = None) -> list[dashboard.RunRecord]:
+    return dashboard.load_runs(LineageStore.connect(uri), since)
+
+
+@pytest.mark.parametrize("since", [None, date(2026, 1, 19)])
+def test_summaries_give_the_runs_the_executions_give(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, since: date | None
+) -> None:
+    """Every run record (stages, verdicts, times, model, use case, status) is the same read
+    from the summaries, from each run's executions, from the batch queries, or from a store
+    where only some runs have a summary."""
+    uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
+    store = seed_history(uri, summaries=False)
+    per_run = _runs(uri, since)
+    monkeypatch.setattr(dashboard, "PER_RUN_FALLBACK", 0)
+    batch = _runs(uri, since)
+    monkeypatch.setattr(dashboard, "PER_RUN_FALLBACK", 200)
+    for plan in HISTORY[::2]:
+        assert runsummary.update_run_summary(store, plan.run_id)
+    mixed = _runs(uri, since)
+    for plan in HISTORY[1::2]:
+        assert runsummary.update_run_summary(store, plan.run_id)
+    summarised = _runs(uri, since)
+    assert len(per_run) == (20 if since is None else 10)
+    assert batch == per_run
+    assert mixed == per_run
+    assert summarised == per_run
+    assert {r.status for r in summarised} == {"deployed", "halted", "blocked at approval"}
+
+
+def test_with_summaries_no_execution_is_read(tmp_path: Path) -> None:
+    uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
+    seed_history(uri, summaries=True)
+    store = LineageStore.connect(uri)
+    recording = Recording(store.store)
+    store.store = recording
+    board = dashboard.build(store, uri)
+    assert board.overall.runs == 20 and board.overall.deployed == 9
+    assert recording.calls == ["get_contexts_by_type"]
+
+
+def test_summary_is_written_alone_and_rebuilt_from_the_executions(tmp_path: Path) -> None:
+    uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
+    store = seed_history(uri, summaries=False)
+    before = store.run_context("run-05")
+    assert runsummary.read_summary(before) is None
+    assert runsummary.update_run_summary(store, "run-05")
+    after = store.run_context("run-05")
+    kept = dict(after.custom_properties)
+    assert set(kept) == set(before.custom_properties) | {runsummary.SUMMARY_PROPERTY}
+    assert all(kept[key] == value for key, value in before.custom_properties.items())
+    summary = runsummary.read_summary(after)
+    assert summary is not None
+    # Deployed run in the current representation: 8 stages + 4 gates' verdict tasks, of which
+    # the summary keeps the stages (passed verdicts repeat their gates').
+    assert [e.stage for e in summary.executions] == [
+        "data_preparation",
+        "feature_engineering",
+        "training",
+        "evaluation",
+        "registration",
+        "integration_testing",
+        "approval",
+        "deployment",
+    ]
+    assert summary.model_name == "credit-scoring"
+    assert summary.model_sha256 == hashlib.sha256(b"run-05/model").hexdigest()
+    assert summary.use_case == "credit"
+    assert runsummary.RunSummary.from_json(summary.to_json()) == summary
+    # Rebuilt whole on each update: a later execution (here a failed retry) is included.
+    Recorder(store, HISTORY[4]).execute("deployment", 1.0, [], [], failed="RuntimeError")
+    assert runsummary.update_run_summary(store, "run-05")
+    rebuilt = runsummary.read_summary(store.run_context("run-05"))
+    assert rebuilt is not None and rebuilt.executions[-1].properties["outcome"] == "RuntimeError"
+    assert next(r for r in _runs(uri) if r.run_id == "run-05").status == "failed"
+
+
+def test_a_summary_that_cannot_be_written_or_read_falls_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
+    store = seed_history(uri, summaries=False)
+    expected = _runs(uri)
+    broken = LineageStore.connect(uri)
+    broken.store = None  # every call fails
+    assert runsummary.update_run_summary(broken, "run-05") is False
+    assert '"event": "not_updated"' in capsys.readouterr().err
+    assert runsummary.update_run_summary(store, "no-such-run") is False
+    store.update_run("run-06", {runsummary.SUMMARY_PROPERTY: '{"v": 999}'})  # not ours
+    assert runsummary.read_summary(store.run_context("run-06")) is None
+    assert _runs(uri) == expected

@@ -176,7 +176,7 @@ def test_an_altered_output_is_never_reused(runs: Runs, tmp_path: Path) -> None:
     try:
         for path in locations:
             path.write_bytes(originals[path] + b" ")
-        third = Chain(tmp_path, uri, "third")
+        third = Chain(runs.root, uri, "third")
         third.prepare()
         third.engineer()
         executions = _executions(uri, "third")
@@ -219,7 +219,7 @@ def test_a_forged_execution_under_a_matching_key_is_not_reused(runs: Runs, tmp_p
             k: genuine.properties[k] for k in ("reuse_key", "reuse_key_json", "outcome", "verdict")
         },
     )
-    fourth = Chain(tmp_path, uri, "fourth")
+    fourth = Chain(runs.root, uri, "fourth")
     fourth.prepare()
     reused = _executions(uri, "fourth")["data_preparation"]
     assert forged_id > genuine.id
@@ -266,7 +266,7 @@ def test_reuse_can_be_switched_off(
 ) -> None:
     monkeypatch.setenv("AIACT_REUSE", "off")
     uri = runs.store_copy(tmp_path)
-    off = Chain(tmp_path, uri, "off")
+    off = Chain(runs.root, uri, "off")
     off.prepare()
     execution = _executions(uri, "off")["data_preparation"]
     assert "reused_execution_id" not in execution.properties

@@ -23,6 +23,7 @@ from aiact.usecase import BUNDLED_USE_CASE, load_use_case
 from components.data_preparation import core
 from components.data_preparation.executor import DATA_FILE, run_data_preparation
 from components.feature_engineering.executor import run_feature_engineering
+from components.gate_verdict.executor import run_gate_verdict
 
 Writer = Callable[[pd.DataFrame, Path], None]
 CREDIT = load_use_case("", BUNDLED_USE_CASE)
@@ -217,6 +218,16 @@ class Stages:
             report_html_path=out / "report.html",
             baseline_dataset_uri=str(baseline or ""),
         )
+        # As in the pipeline, the gate's verdict task follows the passed gate.
+        run_gate_verdict(
+            run=RunInfo(run_id=run_id),
+            metadata_uri=self.uri,
+            gate="data_preparation",
+            report_path=out / "report.json",
+            report_uri=str(out / "report.json"),
+            verdict_path=out / "verdict.json",
+            verdict_uri=str(out / "verdict.json"),
+        )
         return out / "dataset"
 
     def engineer(self, run_id: str, dataset: Path) -> None:
@@ -235,6 +246,8 @@ class Stages:
             transform_uri=str(out / "transform.json"),
             report_path=out / "feature_report.json",
             report_uri=str(out / "feature_report.json"),
+            data_verdict_path=out / "verdict.json",
+            data_verdict_uri=str(out / "verdict.json"),
         )
 
 
@@ -244,7 +257,11 @@ def test_clean_data_passes_both_stages(tmp_path: Path, policy: dict, clean: pd.D
     clean.to_csv(tmp_path / DATA_FILE, index=False)
     stages.engineer("run", stages.prepare("run", tmp_path / DATA_FILE))
     store = LineageStore.connect(stages.uri)
-    assert [e.state for e in store.executions_of_run("run")] == ["COMPLETE", "COMPLETE"]
+    assert [(e.stage, e.state) for e in store.executions_of_run("run")] == [
+        ("data_preparation", "COMPLETE"),
+        ("data_preparation_verdict", "COMPLETE"),
+        ("feature_engineering", "COMPLETE"),
+    ]
     assert len(store.artifacts_of_run("run", lineage.FEATURE_SET)) == 1
 
 
@@ -267,6 +284,7 @@ def test_bad_input_halts_at_its_gate(
         handwired = tmp_path / "handwired"
         handwired.mkdir()
         shutil.copyfile(source, handwired / DATA_FILE)
+        (tmp_path / "run" / "verdict.json").write_text('{"verdict": "passed"}')
         with pytest.raises(LineageError, match="no recorded lineage"):
             stages.engineer("run", handwired)
         stage = "data_preparation"
@@ -284,9 +302,14 @@ def test_bad_input_halts_at_its_gate(
 
     store = LineageStore.connect(stages.uri)
     executions = {e.stage: e for e in store.executions_of_run("run")}
-    assert executions[stage].state == "FAILED"
+    # The gate's evidence execution completes with the breach as its verdict.
+    assert (executions[stage].state, executions[stage].properties["verdict"]) == (
+        "COMPLETE",
+        "breached",
+    )
     assert set(str(executions[stage].properties["gate_breaches"]).split("; ")) == case.breaches
-    assert executions["feature_engineering"].state == "FAILED"  # refused, or its gate failed
+    refused = executions["feature_engineering"]  # refused, or its gate breached
+    assert refused.state == "FAILED" or refused.properties["verdict"] == "breached"
     reports = store.artifacts_of_run("run", lineage.DATA_VALIDATION_REPORT)
     assert [lineage.properties_of(r)["passed"] for r in reports][-1] is False
     report_name = "report.json" if stage == "data_preparation" else "feature_report.json"

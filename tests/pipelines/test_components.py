@@ -15,6 +15,7 @@ from kfp import components, dsl
 
 from aiact import lineage
 from aiact.bundle import ARTICLES
+from aiact.custody import GATE_REPORTS
 from aiact.lineage import LineageStore, RunInfo
 from aiact.stage import PIPELINE_NAME
 from components.images import IMAGES, REGISTRY, VERSION, DigestError, load_digests, package_version
@@ -23,6 +24,7 @@ from pipelines.spec import (
     COMPONENTS_DIR,
     SPEC_PATH,
     STAGES,
+    SUPPORT_COMPONENTS,
     compile_documents,
     component_files,
     embedded_sha256,
@@ -46,7 +48,9 @@ def _image_refs(documents: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def test_every_stage_has_its_generated_files(generated: dict[Path, str]) -> None:
-    expected = {COMPONENTS_DIR / s / f for s in STAGES for f in COMPONENT_FILES}
+    expected = {
+        COMPONENTS_DIR / s / f for s in (*STAGES, *SUPPORT_COMPONENTS) for f in COMPONENT_FILES
+    }
     assert set(generated) == expected
 
 
@@ -117,7 +121,9 @@ def test_digest_file_pins_every_stage_image_and_nothing_else(tmp_path: Path) -> 
     digests = load_digests(digests_path)
     tagged, pinned = compile_documents(), compile_documents(image_digests=digests)
     tagged_refs, pinned_refs = _image_refs(tagged), _image_refs(pinned)
-    assert set(tagged_refs) == set(pinned_refs) and len(pinned_refs) == len(STAGES)
+    # One executor per stage and one per gate's verdict task.
+    assert set(tagged_refs) == set(pinned_refs)
+    assert len(pinned_refs) == len(STAGES) + len(GATE_REPORTS)
     for executor, reference in pinned_refs.items():
         name = tagged_refs[executor].split("/")[-1].split(":")[0]
         assert reference == f"{REGISTRY}/{name}@{FIXTURE_DIGESTS[name]}", executor

@@ -69,6 +69,31 @@ def test_clean_run_completes_all_eight_stages(
     }
 
 
+def test_every_evidence_task_gives_the_kfp_ui_something_readable(
+    clean_run: tuple[LocalRunConfig, LocalRunResult],
+) -> None:
+    """What the KFP UI shows per task: each gate's Markdown verdict and HTML report, the
+    deployment's Markdown summary (here: nothing applied to a cluster)."""
+    config, _ = clean_run
+    root = config.workdir / "pipeline_root"
+
+    def text(task: str, output: str) -> str:
+        [found] = root.rglob(f"{task}/{output}")
+        return found.read_text()
+
+    for task, summary in (
+        ("data-preparation", "validation_summary"),
+        ("feature-engineering", "feature_summary"),
+        ("evaluation", "evaluation_summary"),
+        ("integration-testing", "integration_summary"),
+    ):
+        assert "PASSED" in text(task, summary), task
+    assert "<svg" in text("evaluation", "evaluation_report_html")
+    assert "Integration test report" in text("integration-testing", "integration_report_html")
+    deployment = text("deployment", "deployment_summary")
+    assert "nothing applied to a cluster" in deployment and "ledger entry" in deployment
+
+
 def test_deployed_model_traces_to_raw_data_code_evaluation_and_approval(
     clean_run: tuple[LocalRunConfig, LocalRunResult],
 ) -> None:

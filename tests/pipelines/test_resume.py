@@ -12,6 +12,7 @@ indeed never completed in the killed run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -68,7 +69,8 @@ def _deployed_model(config: LocalRunConfig, run_id: str) -> str:
 
 
 def _started(log: Path, stage: str) -> bool:
-    for line in log.read_text(errors="replace").splitlines():
+    for raw in log.read_text(errors="replace").splitlines():
+        line = raw.strip()  # kfp.local indents every line a task prints
         if line.startswith("{") and f'"stage": "{stage}"' in line:
             try:
                 record = json.loads(line)
@@ -106,7 +108,8 @@ def _kill_inside(workdir: Path, stage: str, approver: str) -> tuple[str, str]:
                 break
             time.sleep(0.05)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     _wait_group_gone(process.pid)
     submission = logs[0].stem
