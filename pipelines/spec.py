@@ -91,13 +91,6 @@ def embedded_sha256(documents: list[dict[str, Any]]) -> str:
     return "" if parameter is None else str(parameter.get("defaultValue", ""))
 
 
-def write_spec(path: Path = SPEC_PATH) -> str:
-    """Compile to `path`; returns the spec hash."""
-    documents = compile_documents()
-    path.write_text(render(documents))
-    return embedded_sha256(documents)
-
-
 # ------------------------------------------------------------------------------- components
 
 COMPONENTS_DIR = Path(__file__).resolve().parent.parent / "components"

@@ -4,10 +4,14 @@ genuine chains of custody (and then attack them) without kfp.local's per-task pr
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from aiact.approval import ApprovalBackend, ApprovalRequest
 from aiact.lineage import RunInfo
 from aiact.policy import load_policy
 from aiact.refdata import write_reference_dataset
@@ -536,3 +540,25 @@ def record_chain(
         "registration": registration,
         "integration_report": integration,
     }
+
+
+@contextmanager
+def approval_stage_pending(
+    backend: ApprovalBackend, run_id: str, arguments: dict[str, Any], *, join_s: float
+) -> Iterator[tuple[threading.Thread, dict[str, Any], ApprovalRequest]]:
+    """Run the approval stage (`run_approval(**arguments)` as run `run_id`) in a thread until
+    its request is pending on `backend`. Yields the thread, the dict the stage's result lands
+    in, and the pending request; on the way out, waits up to `join_s` for the stage to end."""
+    outcome: dict[str, Any] = {}
+    stage = threading.Thread(
+        target=lambda: outcome.update(run_approval(run=RunInfo(run_id=run_id), **arguments))
+    )
+    stage.start()
+    try:
+        while not backend.pending():
+            assert stage.is_alive(), "the stage ended before raising its request"
+            stage.join(0.05)
+        (request,) = backend.pending()
+        yield stage, outcome, request
+    finally:
+        stage.join(join_s)

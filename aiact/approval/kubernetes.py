@@ -10,15 +10,10 @@ users and the requester, and enforce the cluster's minimum number of approvers o
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from aiact.approval import (
@@ -34,6 +29,12 @@ from aiact.approval import (
     parse_time,
     tally,
 )
+from aiact.kubeclient import (
+    WatchReporting,
+    api_client_from_environment,
+    api_message,
+    watch_object,
+)
 from aiact.lineage import version_of
 from aiact.observability import log_event
 
@@ -41,19 +42,10 @@ GROUP = "aiact.eu"
 VERSION = "v1"
 PLURAL = "modelapprovals"
 KIND = "ModelApproval"
-# One watch request lasts at most this long; the server ends it and the watch resumes.
-WATCH_WINDOW_S = 300
-# Client-side read timeout beyond the server's watch window (a silent, dead connection).
-READ_MARGIN_S = 10.0
-# Pause before reconnecting after a broken connection, doubling while the API server stays
-# unreachable, so that it is not hammered.
-RECONNECT_DELAY_S = 0.2
-RECONNECT_MAX_S = 10.0
 # Attempts at appending a decision when another approver's decision lands in between (409).
 CONFLICT_ATTEMPTS = 5
 # status.phase for each tally status (kubectl's PHASE column).
 PHASES = {PENDING: "Pending", APPROVED: "Approved", REJECTED: "Rejected"}
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 STAGE = "approval"
 
 
@@ -181,13 +173,6 @@ def status_of(request: ApprovalRequest, decisions: list[Decision]) -> dict[str, 
     }
 
 
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except ValueError:
-        return str(exc.reason)
-
-
 class KubernetesApprovalBackend:
     """Approvals as ModelApproval resources in one namespace."""
 
@@ -206,7 +191,7 @@ class KubernetesApprovalBackend:
                 raise ApprovalError(
                     f"no ModelApproval named {name!r} in namespace {self.namespace!r}"
                 ) from exc
-            raise ApprovalError(f"reading ModelApproval {name!r}: {_api_message(exc)}") from exc
+            raise ApprovalError(f"reading ModelApproval {name!r}: {api_message(exc)}") from exc
         return found
 
     def ensure_request(self, request: ApprovalRequest) -> ApprovalRequest:
@@ -224,7 +209,7 @@ class KubernetesApprovalBackend:
         except ApiException as exc:
             if exc.status != 409:
                 raise ApprovalError(
-                    f"creating ModelApproval {request.name!r}: {_api_message(exc)}"
+                    f"creating ModelApproval {request.name!r}: {api_message(exc)}"
                 ) from exc
             existing = request_of(self._get(request.name))
             log_event(STAGE, "approval_reused", approval=request.name, namespace=self.namespace)
@@ -243,7 +228,7 @@ class KubernetesApprovalBackend:
                 client.V1SelfSubjectReview()
             )
         except ApiException as exc:
-            raise ApprovalError(f"cannot tell who you are: {_api_message(exc)}") from exc
+            raise ApprovalError(f"cannot tell who you are: {api_message(exc)}") from exc
         username: str = review.status.user_info.username
         return username
 
@@ -275,7 +260,7 @@ class KubernetesApprovalBackend:
                     continue
                 raise ApprovalError(
                     f"the cluster refused the decision on {name!r} ({exc.status}): "
-                    f"{_api_message(exc)}"
+                    f"{api_message(exc)}"
                 ) from exc
             log_event(
                 STAGE,
@@ -298,7 +283,7 @@ class KubernetesApprovalBackend:
                 GROUP, VERSION, self.namespace, PLURAL, field_selector=field_selector
             )
         except ApiException as exc:
-            raise ApprovalError(f"listing ModelApprovals: {_api_message(exc)}") from exc
+            raise ApprovalError(f"listing ModelApprovals: {api_message(exc)}") from exc
         return listed
 
     def wait(self, name: str, timeout_s: float) -> list[Decision]:
@@ -315,80 +300,41 @@ class KubernetesApprovalBackend:
         request = self.request(name)
         expiry = parse_time(request.expires_at)
         until_expiry = (expiry - datetime.now(UTC)).total_seconds()
-        deadline = time.monotonic() + max(0.0, min(timeout_s, until_expiry))
-        resource_version: str | None = None
-        failures = 0
-        while True:
-            watcher = watch.Watch()
-            try:
-                if resource_version is None:
-                    listed = self._list(field_selector=f"metadata.name={name}")
-                    for item in listed.get("items", []):
-                        if item["metadata"]["name"] != name:
-                            continue
-                        if tally(request, found := decisions_of(item)).settled:
-                            return found
-                    resource_version = listed["metadata"]["resourceVersion"]
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    final = self.decisions(name)  # authoritative read at the deadline
-                    if not tally(request, final).settled:
-                        log_event(
-                            STAGE,
-                            "approval_expired",
-                            approval=name,
-                            expiry=str(expiry),
-                            decisions=len(final),
-                            required_approvals=request.required_approvals,
-                        )
-                    return final
-                window = max(1, min(WATCH_WINDOW_S, int(remaining + 0.999)))
-                for event in watcher.stream(
-                    self.api.list_namespaced_custom_object,
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    field_selector=f"metadata.name={name}",
-                    resource_version=resource_version,
-                    allow_watch_bookmarks=True,
-                    timeout_seconds=window,
-                    _request_timeout=(READ_MARGIN_S, window + READ_MARGIN_S),
-                ):
-                    failures = 0
-                    obj = event["raw_object"]
-                    resource_version = obj["metadata"].get("resourceVersion", resource_version)
-                    if event["type"] == "BOOKMARK" or obj["metadata"].get("name") != name:
-                        continue
-                    if event["type"] == "DELETED":
-                        raise ApprovalError(f"ModelApproval {name!r} was deleted while awaited")
-                    if tally(request, found := decisions_of(obj)).settled:
-                        return found
-                    if time.monotonic() >= deadline:
-                        break
-            except ApiException as exc:
-                if exc.status != 410:
-                    raise ApprovalError(f"watching ModelApproval {name!r}: {exc.reason}") from exc
-                log_event(STAGE, "watch_expired_relist", approval=name, since=resource_version)
-                resource_version = None
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                if time.monotonic() >= deadline:
-                    raise ApprovalError(
-                        f"lost the Kubernetes API while awaiting ModelApproval {name!r}: {exc}"
-                    ) from exc
-                failures += 1
-                delay = min(RECONNECT_MAX_S, RECONNECT_DELAY_S * 2 ** (failures - 1))
+
+        def settle(obj: dict[str, Any]) -> list[Decision] | None:
+            found = decisions_of(obj)
+            return found if tally(request, found).settled else None
+
+        def at_deadline() -> list[Decision]:
+            final = self.decisions(name)  # authoritative read at the deadline
+            if not tally(request, final).settled:
                 log_event(
                     STAGE,
-                    "watch_reconnect",
+                    "approval_expired",
                     approval=name,
-                    since=resource_version,
-                    delay_s=delay,
-                    error=str(exc),
+                    expiry=str(expiry),
+                    decisions=len(final),
+                    required_approvals=request.required_approvals,
                 )
-                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            finally:
-                watcher.stop()
+            return final
+
+        return watch_object(
+            self.api,
+            (GROUP, VERSION, PLURAL),
+            self.namespace,
+            name,
+            list_objects=lambda: self._list(field_selector=f"metadata.name={name}"),
+            settle=settle,
+            at_deadline=at_deadline,
+            timeout_s=min(timeout_s, until_expiry),
+            reporting=WatchReporting(
+                stage=STAGE,
+                what=f"{KIND} {name!r}",
+                error=ApprovalError,
+                log_key="approval",
+                refusal=lambda exc: str(exc.reason),
+            ),
+        )
 
     def pending(self) -> list[ApprovalRequest]:
         """Unsettled, unexpired requests, by name."""
@@ -406,24 +352,5 @@ class KubernetesApprovalBackend:
 def backend_for_namespace(namespace: str) -> KubernetesApprovalBackend:
     """A backend for `namespace` (empty: the pod's or the kubeconfig context's namespace),
     authenticated in-cluster when running in a pod, else from the kubeconfig ($KUBECONFIG)."""
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-        default_namespace = (
-            SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
-            if SERVICE_ACCOUNT_NAMESPACE.is_file()
-            else "default"
-        )
-    except config.ConfigException:
-        kubeconfig = os.environ.get("KUBECONFIG") or None
-        try:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-        except (config.ConfigException, OSError) as exc:
-            raise ApprovalError(
-                f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({exc})"
-            ) from exc
-        default_namespace = active.get("context", {}).get("namespace", "default")
-    return KubernetesApprovalBackend(
-        namespace or default_namespace, client.ApiClient(configuration)
-    )
+    api_client, default_namespace = api_client_from_environment(ApprovalError)
+    return KubernetesApprovalBackend(namespace or default_namespace, api_client)

@@ -2,45 +2,30 @@
 objects, wait for Ready) and the client the deployment stage and `aiact rollback` use to create
 a DeploymentRequest and watch its status.
 
-Every wait follows the approval backend's watch pattern (aiact/approval/kubernetes.py): one
-watch request lasts at most WATCH_WINDOW_S (`timeout_seconds`) with a client read timeout a
-little longer (`_request_timeout`), an overall deadline bounds the whole wait, a dropped
-connection resumes from the last resourceVersion with a backoff, and 410 Gone re-lists.
+Every wait is the watch the approval backend uses too (aiact/kubeclient.py): one watch request
+lasts at most WATCH_WINDOW_S (`timeout_seconds`) with a client read timeout a little longer
+(`_request_timeout`), an overall deadline bounds the whole wait, a dropped connection resumes
+from the last resourceVersion with a backoff, and 410 Gone re-lists.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import urllib3
-from kubernetes import client, config, watch
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from aiact import kubeclient
 from aiact.deployer import FIELD_MANAGER, FINAL_PHASES, GROUP, PLURAL, VERSION
 from aiact.deployer.reconcile import DeploymentFailed
 from aiact.deployer.render import PLURALS, ready
+from aiact.kubeclient import READ_MARGIN_S, WatchReporting, api_message, watch_object
 from aiact.observability import log_event
 from components.deployment.core import DeploymentRefused
 
-WATCH_WINDOW_S = 300
-READ_MARGIN_S = 10.0
-RECONNECT_DELAY_S = 0.2
-RECONNECT_MAX_S = 10.0
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 STAGE = "deployer"
-
-
-def api_message(exc: ApiException) -> str:
-    """The message of a Kubernetes API error."""
-    try:
-        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
-    except ValueError:
-        return str(exc.reason)
 
 
 def watch_until(
@@ -59,78 +44,37 @@ def watch_until(
             or stays unreachable until the deadline.
     """
     group, version, plural = coordinates
-    deadline = time.monotonic() + max(0.0, timeout_s)
-    resource_version: str | None = None
     latest: dict[str, Any] | None = None
-    failures = 0
-    while True:
-        watcher = watch.Watch()
-        try:
-            if resource_version is None:
-                listed = api.list_namespaced_custom_object(
-                    group,
-                    version,
-                    namespace,
-                    plural,
-                    field_selector=f"metadata.name={name}",
-                    _request_timeout=(READ_MARGIN_S, READ_MARGIN_S),
-                )
-                for item in listed.get("items", []):
-                    if item["metadata"]["name"] == name:
-                        latest = item
-                        if done(item):
-                            return item
-                resource_version = listed["metadata"]["resourceVersion"]
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return latest
-            window = max(1, min(WATCH_WINDOW_S, int(remaining + 0.999)))
-            for event in watcher.stream(
-                api.list_namespaced_custom_object,
-                group,
-                version,
-                namespace,
-                plural,
-                field_selector=f"metadata.name={name}",
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=window,
-                _request_timeout=(READ_MARGIN_S, window + READ_MARGIN_S),
-            ):
-                failures = 0
-                obj = event["raw_object"]
-                resource_version = obj["metadata"].get("resourceVersion", resource_version)
-                if event["type"] == "BOOKMARK" or obj["metadata"].get("name") != name:
-                    continue
-                if obj.get("kind") and obj.get("apiVersion", "").split("/")[0] != group:
-                    continue
-                if event["type"] == "DELETED":
-                    raise DeploymentRefused(
-                        f"{plural} {namespace}/{name} was deleted while awaited"
-                    )
-                latest = obj
-                if done(obj):
-                    return obj
-                if time.monotonic() >= deadline:
-                    break
-        except ApiException as exc:
-            if exc.status != 410:
-                raise DeploymentRefused(
-                    f"watching {plural} {namespace}/{name}: {exc.status} {api_message(exc)}"
-                ) from exc
-            log_event(STAGE, "watch_expired_relist", name=name, since=resource_version)
-            resource_version = None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if time.monotonic() >= deadline:
-                raise DeploymentRefused(
-                    f"lost the Kubernetes API while awaiting {plural} {namespace}/{name}: {exc}"
-                ) from exc
-            failures += 1
-            delay = min(RECONNECT_MAX_S, RECONNECT_DELAY_S * 2 ** (failures - 1))
-            log_event(STAGE, "watch_reconnect", name=name, delay_s=delay, error=str(exc))
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        finally:
-            watcher.stop()
+
+    def settle(obj: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal latest
+        latest = obj
+        return obj if done(obj) else None
+
+    def list_objects() -> dict[str, Any]:
+        listed: dict[str, Any] = api.list_namespaced_custom_object(
+            group,
+            version,
+            namespace,
+            plural,
+            field_selector=f"metadata.name={name}",
+            _request_timeout=(READ_MARGIN_S, READ_MARGIN_S),
+        )
+        return listed
+
+    return watch_object(
+        api,
+        coordinates,
+        namespace,
+        name,
+        list_objects=list_objects,
+        settle=settle,
+        at_deadline=lambda: latest,
+        timeout_s=timeout_s,
+        reporting=WatchReporting(
+            stage=STAGE, what=f"{plural} {namespace}/{name}", error=DeploymentRefused
+        ),
+    )
 
 
 class KubernetesApplier:
@@ -275,19 +219,4 @@ def api_client_from_environment() -> tuple[client.ApiClient, str]:
     Raises:
         DeploymentRefused: without usable credentials.
     """
-    configuration = client.Configuration()
-    try:
-        config.load_incluster_config(client_configuration=configuration)
-        path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-        namespace = Path(path).read_text().strip() if os.path.isfile(path) else "default"
-    except config.ConfigException:
-        kubeconfig = os.environ.get("KUBECONFIG") or None
-        try:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
-            _, active = config.list_kube_config_contexts(config_file=kubeconfig)
-        except (config.ConfigException, OSError) as exc:
-            raise DeploymentRefused(
-                f"no Kubernetes credentials: not in a pod and no usable kubeconfig ({exc})"
-            ) from exc
-        namespace = active.get("context", {}).get("namespace", "default")
-    return client.ApiClient(configuration), namespace
+    return kubeclient.api_client_from_environment(DeploymentRefused)

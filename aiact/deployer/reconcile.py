@@ -559,6 +559,51 @@ def _verify_deploy(
     return custody, authorisation, model
 
 
+def _append_rollout(
+    request: Request,
+    deployer: Deployer,
+    ledger: Ledger,
+    facts: dict[str, Any],
+    *,
+    authorisation: Authorisation,
+    custody: Custody,
+    plan: dict[str, Any],
+    serving_namespace: str,
+    applied: list[dict[str, Any]],
+    key: str,
+    event: str,
+) -> dict[str, Any]:
+    """Append a rollout's ledger entry (the action's own `facts` and what every rollout
+    records), log `event` and return the request's status."""
+    settings = authorisation.settings
+    entry: dict[str, Any] = ledger.append(
+        {
+            **facts,
+            "approved_by": authorisation.decision["approver"],
+            "approval_kind": authorisation.decision["kind"],
+            "environment": settings.environment,
+            "custody_sha256": custody.sha256(),
+            "platform_sha256": settings.platform_sha256,
+            "deployed_at": utc_now(),
+            "serving_namespace": serving_namespace,
+            "applied_to_cluster": deployer.applier.applies,
+            "applied": applied,
+            "deployment_request": request.ref,
+            "deployment_request_uid": request.uid,
+            **plan,
+        },
+        key=key,
+    )
+    log_event(STAGE, event, request=request.ref, sequence=entry["sequence"])
+    return _status(
+        request,
+        entry,
+        ledger,
+        applies=deployer.applier.applies,
+        custody_sha256=custody.sha256(),
+    )
+
+
 def _deploy(request: Request, deployer: Deployer) -> dict[str, Any]:
     platform = deployer.platform_for(request.namespace)
     plan = core.rollout_plan(request.strategy, request.canary_percent)
@@ -600,7 +645,10 @@ def _deploy(request: Request, deployer: Deployer) -> dict[str, Any]:
     replaced = core.replaced_by_full_rollout(
         plan, model.id, request.model_name, production_models(deployer.lineage)
     )
-    entry: dict[str, Any] = ledger.append(
+    return _append_rollout(
+        request,
+        deployer,
+        ledger,
         {
             "action": DEPLOY,
             "model_name": request.model_name,
@@ -608,26 +656,16 @@ def _deploy(request: Request, deployer: Deployer) -> dict[str, Any]:
             "model_sha256": request.model_sha256,
             "model_uri": model.uri,
             "approval_sha256": request.approval_sha256,
-            "approved_by": authorisation.decision["approver"],
-            "approval_kind": authorisation.decision["kind"],
-            "environment": settings.environment,
             "pipeline_run_id": request.run_id,
-            "custody_sha256": custody.sha256(),
-            "platform_sha256": settings.platform_sha256,
-            "deployed_at": utc_now(),
             "archives": [lineage.version_of(a.name) for a in replaced],
-            "serving_namespace": serving_namespace,
-            "applied_to_cluster": deployer.applier.applies,
-            "applied": applied,
-            "deployment_request": request.ref,
-            "deployment_request_uid": request.uid,
-            **plan,
         },
+        authorisation=authorisation,
+        custody=custody,
+        plan=plan,
+        serving_namespace=serving_namespace,
+        applied=applied,
         key=key,
-    )
-    log_event(STAGE, "ledger_appended", request=request.ref, sequence=entry["sequence"])
-    return _status(
-        request, entry, ledger, applies=deployer.applier.applies, custody_sha256=custody.sha256()
+        event="ledger_appended",
     )
 
 
@@ -682,7 +720,10 @@ def _rollback(request: Request, deployer: Deployer) -> dict[str, Any]:
     )
     applied = _roll_out(deployer, plan, served, serving_namespace)
     key = sha256_json({"rollback": request.ref, "uid": request.uid, "from": current["sequence"]})
-    entry: dict[str, Any] = ledger.append(
+    return _append_rollout(
+        request,
+        deployer,
+        ledger,
         {
             "action": ROLLBACK,
             "model_name": request.model_name,
@@ -690,29 +731,19 @@ def _rollback(request: Request, deployer: Deployer) -> dict[str, Any]:
             "model_sha256": target["model_sha256"],
             "model_uri": target["model_uri"],
             "approval_sha256": target["approval_sha256"],
-            "approved_by": authorisation.decision["approver"],
-            "approval_kind": authorisation.decision["kind"],
-            "environment": settings.environment,
             "pipeline_run_id": target["pipeline_run_id"],
-            "custody_sha256": custody.sha256(),
-            "platform_sha256": settings.platform_sha256,
-            "deployed_at": utc_now(),
             "archives": [current["model_version"]],
             "rolled_back_from": current["model_sha256"],
             "rolled_back_sequence": current["sequence"],
             "restores_sequence": target["sequence"],
             "requested_by": request.requested_by,
             "reason": request.reason,
-            "serving_namespace": serving_namespace,
-            "applied_to_cluster": deployer.applier.applies,
-            "applied": applied,
-            "deployment_request": request.ref,
-            "deployment_request_uid": request.uid,
-            **plan,
         },
+        authorisation=authorisation,
+        custody=custody,
+        plan=plan,
+        serving_namespace=serving_namespace,
+        applied=applied,
         key=key,
-    )
-    log_event(STAGE, "rolled_back", request=request.ref, sequence=entry["sequence"])
-    return _status(
-        request, entry, ledger, applies=deployer.applier.applies, custody_sha256=custody.sha256()
+        event="rolled_back",
     )

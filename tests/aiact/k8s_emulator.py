@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,20 @@ GROUP, PLURAL, KIND = "aiact.eu", "modelapprovals", "ModelApproval"
 SELF_SUBJECT_REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 CLUSTER_MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "cluster"
 APPROVER_GROUP = "aiact-approvers"
+# The pipeline's namespace and service account in the tests that raise ModelApprovals on the
+# emulator, and a platform configuration (aiact.platform) that makes that namespace production.
+NAMESPACE = "team-credit"
+BACKEND_URI = f"kubernetes://{NAMESPACE}"
+PIPELINE = f"system:serviceaccount:{NAMESPACE}:aiact-pipeline-runner"
+PRODUCTION_PLATFORM = f"""\
+defaults:
+  environment: production
+  required_approvals: 2
+  approver_group: {APPROVER_GROUP}
+  ledger_uri: s3://aiact-ledger/deployments
+  approval_backend: kubernetes://
+  max_approval_timeout_s: 604800
+"""
 CEL_VARIABLES = (
     "self",
     "oldSelf",
@@ -668,6 +683,18 @@ class EmulatedApiServer:
             for (resource, ns, name), obj in self.emulator.objects.items()
             if ns == namespace and not obj.deleted and str(resource.plural) == "modelapprovals"
         }
+
+
+def until(
+    condition: Callable[[], Any], what: str, timeout_s: float = 10, interval_s: float = 0.02
+) -> Any:
+    """Poll `condition` until it returns something truthy (returned); fails the test after
+    `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval_s)
+    return value
 
 
 @contextmanager

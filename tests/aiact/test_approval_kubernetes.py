@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,26 +43,22 @@ from aiact.lineage import LineageStore, RunInfo, properties_of
 from aiact.platform import NAMESPACE_ENV, PLATFORM_CONFIG_ENV
 from components.approval.core import ApprovalExpired, ApprovalRejected, utc_now
 from components.approval.executor import run_approval
-from tests.aiact.k8s_emulator import APPROVER_GROUP, EmulatedApiServer, emulated_api_server
+from tests.aiact.k8s_emulator import (
+    APPROVER_GROUP,
+    BACKEND_URI,
+    NAMESPACE,
+    PIPELINE,
+    PRODUCTION_PLATFORM,
+    EmulatedApiServer,
+    until,
+)
 from tests.chain import record_chain
 
 REPO = Path(__file__).resolve().parents[2]
-NAMESPACE = "team-credit"
-BACKEND_URI = f"kubernetes://{NAMESPACE}"
-PIPELINE = f"system:serviceaccount:{NAMESPACE}:aiact-pipeline-runner"
 APPROVER = "alice@example.com"
 REQUESTER = "carol@example.com"
 SECOND = "bob@example.com"
 THIRD = "dave@example.com"
-PRODUCTION_PLATFORM = f"""\
-defaults:
-  environment: production
-  required_approvals: 2
-  approver_group: {APPROVER_GROUP}
-  ledger_uri: s3://aiact-ledger/deployments
-  approval_backend: kubernetes://
-  max_approval_timeout_s: 604800
-"""
 
 
 def backend_from_uri(uri: str) -> KubernetesApprovalBackend:
@@ -91,26 +87,6 @@ def _request(
         **fields,
     }
     return ApprovalRequest(**values)
-
-
-@pytest.fixture
-def api() -> Iterator[EmulatedApiServer]:
-    with emulated_api_server() as server:
-        yield server
-
-
-@pytest.fixture
-def act_as(
-    api: EmulatedApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[str], Path]:
-    """Point $KUBECONFIG at a kubeconfig authenticating as the given user."""
-
-    def switch(user: str) -> Path:
-        path = api.kubeconfig(tmp_path / f"{user.replace(':', '_')}.kubeconfig", user, NAMESPACE)
-        monkeypatch.setenv("KUBECONFIG", str(path))
-        return path
-
-    return switch
 
 
 @pytest.fixture
@@ -183,14 +159,6 @@ class Stage(threading.Thread):
         return self.result
 
 
-def _until(condition: Callable[[], Any], what: str, timeout_s: float = 10) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return value
-
-
 def _watches(api: EmulatedApiServer) -> list[str]:
     return [since for action, since in api.emulator.served if action == "watch"]
 
@@ -202,8 +170,8 @@ def _start_stage(
     act_as(PIPELINE)
     stage = Stage(run, args)
     stage.start()
-    (name,) = _until(lambda: api.objects(NAMESPACE), "the ModelApproval")
-    _until(lambda: _watches(api), "the stage's watch")
+    (name,) = until(lambda: api.objects(NAMESPACE), "the ModelApproval")
+    until(lambda: _watches(api), "the stage's watch")
     return stage, name
 
 
@@ -340,7 +308,7 @@ def test_watch_resumes_after_a_dropped_connection(
     created = api.objects(NAMESPACE)[name]["metadata"]["resourceVersion"]
     lists = sum(1 for action, _ in api.emulator.served if action == "list")
     api.call(api.emulator.drop_watches())
-    _until(lambda: len(_watches(api)) >= 2, "a new watch after the drop")
+    until(lambda: len(_watches(api)) >= 2, "a new watch after the drop")
     assert _watches(api)[1] == created  # resumed from the resourceVersion it had seen
     assert sum(1 for action, _ in api.emulator.served if action == "list") == lists
     act_as(APPROVER)
@@ -394,15 +362,15 @@ def test_retried_component_reuses_its_approval(
         stderr=subprocess.DEVNULL,
     )
     try:
-        (name,) = _until(lambda: api.objects(NAMESPACE), "the first attempt's ModelApproval")
-        _until(lambda: _watches(api), "the first attempt's watch")
+        (name,) = until(lambda: api.objects(NAMESPACE), "the first attempt's ModelApproval")
+        until(lambda: _watches(api), "the first attempt's watch")
     finally:
         first.kill()
         first.wait(10)
     expiry = api.objects(NAMESPACE)[name]["spec"]["expiry"]
     stage = Stage(run, stage_args)
     stage.start()
-    _until(lambda: len(_watches(api)) >= 2, "the retry's watch")
+    until(lambda: len(_watches(api)) >= 2, "the retry's watch")
     act_as(APPROVER)
     assert _cli("approve", name, "--reason", "reviewed") == 0
     assert stage.outcome()["approval_name"] == name
@@ -560,7 +528,7 @@ def test_production_needs_two_distinct_approvers(
     assert (spec["requiredApprovals"], spec["environment"]) == (2, "production")
     act_as(APPROVER)
     assert _cli("approve", name, "--reason", "evaluation report reviewed") == 0
-    assert _until(lambda: api.objects(NAMESPACE)[name].get("status"), "the first decision")
+    assert until(lambda: api.objects(NAMESPACE)[name].get("status"), "the first decision")
     time.sleep(0.5)
     assert stage.is_alive(), "one approver settled a request that needs two"
     capsys.readouterr()

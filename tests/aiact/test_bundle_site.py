@@ -215,20 +215,27 @@ def test_a_run_whose_evaluation_gate_failed_shows_it_failed(runs: Runs) -> None:
     assert evaluation["verdict"] == "failed"
 
 
-def test_the_gate_representation_with_a_verdict_execution_reads_as_failed(
-    tmp_path: Path,
-) -> None:
-    """A gate whose evidence execution COMPLETED with verdict `breached`, and whose separate
-    verdict execution FAILED the run, is shown failed (the records written by hand here, as
-    the gate stages write them)."""
+def _hand_made_upstream(tmp_path: Path, run_id: str) -> tuple[str, RunInfo]:
+    """A fresh SQLite store under `tmp_path` with the upstream records of run `run_id`
+    (record_upstream over a hand-made feature set and model); its URI and the run."""
     uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
-    run = RunInfo(run_id="verdicts", pipeline_name="test", environment="development")
+    run = RunInfo(run_id=run_id, pipeline_name="test", environment="development")
     features, model = tmp_path / "features", tmp_path / "model"
     features.mkdir()
     (features / "test.csv").write_text("x\n1\n")
     model.mkdir()
     (model / "weights.pt").write_bytes(b"weights")
     record_upstream(uri, run, features, model, load_policy())
+    return uri, run
+
+
+def test_the_gate_representation_with_a_verdict_execution_reads_as_failed(
+    tmp_path: Path,
+) -> None:
+    """A gate whose evidence execution COMPLETED with verdict `breached`, and whose separate
+    verdict execution FAILED the run, is shown failed (the records written by hand here, as
+    the gate stages write them)."""
+    uri, run = _hand_made_upstream(tmp_path, "verdicts")
     report = tmp_path / "evaluation_report.json"
     write_json(
         report,
@@ -296,14 +303,7 @@ def test_a_model_card_and_its_page_are_shown_under_articles_11_and_13(tmp_path: 
     """Newer artefacts (a model card and its HTML page, written by registration), here with
     KFP-style file names without extension: mapped when present, typed by their content, the
     card's view linking the stage's own page."""
-    uri = f"sqlite://{tmp_path / 'mlmd.sqlite'}"
-    run = RunInfo(run_id="card", pipeline_name="test", environment="development")
-    features, model = tmp_path / "features", tmp_path / "model"
-    features.mkdir()
-    (features / "test.csv").write_text("x\n1\n")
-    model.mkdir()
-    (model / "weights.pt").write_bytes(b"weights")
-    record_upstream(uri, run, features, model, load_policy())
+    uri, run = _hand_made_upstream(tmp_path, "card")
     card, page = tmp_path / "model_card", tmp_path / "model_card_html"
     write_json(card, {"schema": "aiact-model-card/1", "intended_use": "credit pre-screening"})
     page.write_text("<!doctype html><html><body><h1>Model card: credit-scoring</h1></body></html>")

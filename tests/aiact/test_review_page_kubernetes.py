@@ -9,9 +9,8 @@ from __future__ import annotations
 import copy
 import shlex
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,52 +19,19 @@ from aiact.hashing import sha256_path
 from aiact.platform import NAMESPACE_ENV, PLATFORM_CONFIG_ENV
 from aiact.policy import load_policy
 from aiact.review_page import fetch_verified
-from tests.aiact.k8s_emulator import APPROVER_GROUP, EmulatedApiServer, emulated_api_server
+from tests.aiact.k8s_emulator import (
+    BACKEND_URI,
+    NAMESPACE,
+    PIPELINE,
+    PRODUCTION_PLATFORM,
+    EmulatedApiServer,
+    until,
+)
 from tests.browser import visible_text
 from tests.chain import Chain
 
-NAMESPACE = "team-credit"
-BACKEND_URI = f"kubernetes://{NAMESPACE}"
-PIPELINE = f"system:serviceaccount:{NAMESPACE}:aiact-pipeline-runner"
 APPROVERS = ("alice@example.com", "bob@example.com")
 FINDING = "insufficient_data[age_band]"
-PRODUCTION_PLATFORM = f"""\
-defaults:
-  environment: production
-  required_approvals: 2
-  approver_group: {APPROVER_GROUP}
-  ledger_uri: s3://aiact-ledger/deployments
-  approval_backend: kubernetes://
-  max_approval_timeout_s: 604800
-"""
-
-
-@pytest.fixture
-def api() -> Iterator[EmulatedApiServer]:
-    with emulated_api_server() as server:
-        yield server
-
-
-@pytest.fixture
-def act_as(
-    api: EmulatedApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Callable[[str], Path]:
-    def switch(user: str) -> Path:
-        path = api.kubeconfig(tmp_path / f"{user.replace(':', '_')}.kubeconfig", user, NAMESPACE)
-        monkeypatch.setenv("KUBECONFIG", str(path))
-        return path
-
-    return switch
-
-
-def _until(condition: Callable[[], Any], what: str, timeout_s: float = 60) -> Any:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def _run_printed(command: str, reason: str) -> int:
@@ -114,7 +80,9 @@ def test_a_request_that_needs_acknowledgements(
     stage = threading.Thread(target=approve, daemon=True)
     stage.start()
     try:
-        (name,) = _until(lambda: api.objects(NAMESPACE), "the ModelApproval")
+        (name,) = until(
+            lambda: api.objects(NAMESPACE), "the ModelApproval", timeout_s=60, interval_s=0.05
+        )
         spec = api.objects(NAMESPACE)[name]["spec"]
         page = chain.out("review_page.html")
         assert spec["acknowledgementsRequired"] == [FINDING]

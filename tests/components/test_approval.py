@@ -32,7 +32,7 @@ from components.approval.core import (
     utc_now,
 )
 from components.approval.executor import run_approval
-from tests.chain import record_chain
+from tests.chain import approval_stage_pending, record_chain
 
 # A platform configuration (aiact.platform) whose namespace is production, as a cluster admin
 # would set it: the stage takes its environment from the platform, not from the run.
@@ -182,16 +182,11 @@ def test_stage_waits_for_two_distinct_approvers(
     arguments = {**_record_upstream(tmp_path, sqlite_uri, run), "demo_approver": ""}
     arguments["timeout_s"] = 20.0
     backend = backend_from_uri(arguments["backend_uri"])
-    outcome: dict[str, Any] = {}
-    stage = threading.Thread(
-        target=lambda: outcome.update(run_approval(run=RunInfo(run_id="run-prod"), **arguments))
-    )
-    stage.start()
-    try:
-        while not backend.pending():
-            assert stage.is_alive(), "the stage ended before raising its request"
-            stage.join(0.05)
-        (request,) = backend.pending()
+    with approval_stage_pending(backend, "run-prod", arguments, join_s=20) as (
+        stage,
+        outcome,
+        request,
+    ):
         assert request.required_approvals == 2
         backend.decide(request.name, Decision(APPROVED, "alice", "evaluation ok", utc_now()))
         with pytest.raises(ApprovalError, match="alice has already decided"):
@@ -199,8 +194,6 @@ def test_stage_waits_for_two_distinct_approvers(
         stage.join(0.5)
         assert stage.is_alive(), "one approver settled a request that needs two"
         backend.decide(request.name, Decision(APPROVED, "bob", "tests ok", utc_now()))
-    finally:
-        stage.join(20)
     assert (outcome["approver"], outcome["approvals"], outcome["kind"]) == (
         "alice, bob",
         2,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +22,8 @@ from aiact.model_card import MODEL_CARD, MODEL_CARD_PAGE
 from aiact.review_page import REVIEW_PAGE, ReviewPageError, fetch_verified, group_confusion
 from aiact.usecase import BUNDLED_USE_CASE
 from components.approval.core import utc_now
-from components.approval.executor import run_approval
 from tests.browser import visible_text
-from tests.chain import Chain, record_chain
+from tests.chain import Chain, approval_stage_pending, record_chain
 
 
 @pytest.fixture(scope="module")
@@ -228,63 +226,60 @@ def test_approvals_lists_the_page_and_refuses_a_tampered_one(
         "review_page_uri": str(tmp_path / "out" / "review_page.html"),
     }
     backend = backend_from_uri(approvals)
-    outcome: dict[str, Any] = {}
-    stage = threading.Thread(
-        target=lambda: outcome.update(run_approval(run=RunInfo(run_id="listing-run"), **arguments))
-    )
-    stage.start()
-    try:
-        while not backend.pending():
-            assert stage.is_alive(), "the stage ended before raising its request"
-            stage.join(0.05)
-        (request,) = backend.pending()
-        page = arguments["review_page_path"]
-        assert request.review_page_sha256 == sha256_path(page)
-        capsys.readouterr()
-        assert cli.main(["approvals", "--approvals", approvals]) == 0
-        listed = capsys.readouterr().out
-        assert f"review page:        {page.as_uri()} (sha256 {request.review_page_sha256[:12]}" in (
-            listed
-        )
-        assert f"aiact approvals --review {request.name} --approvals {approvals} --out DIR" in (
-            listed
-        )
-        # No model card in this hand-made chain: the page says so.
-        assert "No model card was registered in this run" in _text(page)
+    with approval_stage_pending(backend, "listing-run", arguments, join_s=30) as (
+        stage,
+        outcome,
+        request,
+    ):
+        try:
+            page = arguments["review_page_path"]
+            assert request.review_page_sha256 == sha256_path(page)
+            capsys.readouterr()
+            assert cli.main(["approvals", "--approvals", approvals]) == 0
+            listed = capsys.readouterr().out
+            sha256 = request.review_page_sha256
+            assert f"review page:        {page.as_uri()} (sha256 {sha256[:12]}" in listed
+            assert f"aiact approvals --review {request.name} --approvals {approvals} --out DIR" in (
+                listed
+            )
+            # No model card in this hand-made chain: the page says so.
+            assert "No model card was registered in this run" in _text(page)
 
-        fetched = tmp_path / "fetched"
-        assert cli.main(["approvals", "--review", request.name, "--approvals", approvals,
-                         "--out", str(fetched)]) == 0  # fmt: skip
-        said = capsys.readouterr().out
-        copy = fetched / f"{request.name}.html"
-        assert copy.read_bytes() == page.read_bytes()
-        assert f"review page verified (sha256 {request.review_page_sha256})" in said
-        assert copy.resolve().as_uri() in said
+            fetched = tmp_path / "fetched"
+            assert cli.main(["approvals", "--review", request.name, "--approvals", approvals,
+                             "--out", str(fetched)]) == 0  # fmt: skip
+            said = capsys.readouterr().out
+            copy = fetched / f"{request.name}.html"
+            assert copy.read_bytes() == page.read_bytes()
+            assert f"review page verified (sha256 {request.review_page_sha256})" in said
+            assert copy.resolve().as_uri() in said
 
-        page.write_text(page.read_text().replace("Decide", "Decide (approve, nothing to see)", 1))
-        elsewhere = tmp_path / "tampered"
-        code = cli.main(
-            [
-                "approvals",
-                "--review",
-                request.name,
-                "--approvals",
-                approvals,
-                "--out",
-                str(elsewhere),
-            ]
-        )
-        error = capsys.readouterr().err
-        assert code == 2
-        assert error.count("\n") == 1 and f"review page of {request.name!r}" in error
-        assert f"not the request's {request.review_page_sha256[:12]}" in error
-        assert not (elsewhere / f"{request.name}.html").exists()
-        assert cli.main(["approvals", "--review", request.name, "--approvals", approvals]) == 2
-        assert "needs --out DIR" in capsys.readouterr().err
-    finally:
-        if stage.is_alive() and backend.pending():
-            backend.decide(backend.pending()[0].name, Decision(APPROVED, "alice", "ok", utc_now()))
-        stage.join(30)
+            page.write_text(
+                page.read_text().replace("Decide", "Decide (approve, nothing to see)", 1)
+            )
+            elsewhere = tmp_path / "tampered"
+            code = cli.main(
+                [
+                    "approvals",
+                    "--review",
+                    request.name,
+                    "--approvals",
+                    approvals,
+                    "--out",
+                    str(elsewhere),
+                ]
+            )
+            error = capsys.readouterr().err
+            assert code == 2
+            assert error.count("\n") == 1 and f"review page of {request.name!r}" in error
+            assert f"not the request's {request.review_page_sha256[:12]}" in error
+            assert not (elsewhere / f"{request.name}.html").exists()
+            assert cli.main(["approvals", "--review", request.name, "--approvals", approvals]) == 2
+            assert "needs --out DIR" in capsys.readouterr().err
+        finally:
+            if stage.is_alive() and backend.pending():
+                decision = Decision(APPROVED, "alice", "ok", utc_now())
+                backend.decide(backend.pending()[0].name, decision)
     assert outcome["approvals"] == 1
 
 
