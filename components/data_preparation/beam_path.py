@@ -2,25 +2,33 @@
 
 The source is split into read tasks (byte ranges of a CSV, row groups of a Parquet file), each
 read by a Beam worker in batches with the schema's types (components/data_preparation/reader.py).
-From the same batches the pipeline computes
+One pass over each batch (Measure) gives
 
-- TFDV's statistics with `tfdv.GenerateStatistics` and the same StatsOptions as the in-memory
-  path (sketch-based top-k and uniques), then anomalies against the declared schema;
-- the gate's own checks as a mergeable tally (components/data_preparation/tally.py, a
-  CombineFn): missing values, distinct values, representation, label values, label leakage
-  (exact tables, or the seeded bottom-k sample of `sample_rows` rows for a column with too many
-  distinct values), the bias examination's group counts;
-- duplicates: 64-bit hashes of the record key (or the whole row), grouped by hash bucket, each
-  bucket's distinct hashes counted;
+- the batch as TFDV sees it, for `tfdv.GenerateStatistics` with the same StatsOptions as the
+  in-memory path (sketch-based top-k and uniques), then anomalies against the declared schema;
+- the gate's own checks as a mergeable tally (components/data_preparation/tally.py), merged over
+  the task's batches and then over the tasks (a CombineFn): missing values, distinct values,
+  representation, label values, label leakage (exact tables, or the seeded bottom-k sample of
+  `sample_rows` rows for a column with too many distinct values), the bias examination's group
+  counts; one factorisation per column serves all of them and the rows' hashes;
+- duplicates: the task's distinct 64-bit hashes of the record key (or the whole row: the same
+  hash as the sample's), sorted, in one file of the work directory per task; once every task
+  has written its file, the hash space is cut into ranges of ~RANGE_BYTES of hashes and each
+  range's distinct hashes are counted from the slices of every file (a binary search each);
 - with a baseline, its statistics too (drift).
 
-Nothing holds the whole dataset: the memory of a worker is bounded by a read task, the tally
-(capped tables plus the sample) and one bucket of key hashes. Pipeline options come from the
-policy (`data_quality.engine.beam_options`) and AIACT_BEAM_OPTIONS: DirectRunner in-process by
-default; `--direct_num_workers=N --direct_running_mode=multi_processing` for several local
-processes; `--runner=FlinkRunner --flink_master=HOST:8081 --environment_type=LOOPBACK` (or
-PortableRunner, SparkRunner, DataflowRunner with its project/region/temp_location options) on a
-cluster, where the source and AIACT_BEAM_WORK_DIR must be on storage every worker can read."""
+Memory: a worker holds one read task's batches (chunk_bytes of source), the tally (capped tables
+plus the sample), TFDV's sketches and, when counting duplicates, one range of hashes: nothing
+grows with the data. The hash files take 8 bytes per distinct row of disk in the work directory
+(AIACT_BEAM_WORK_DIR, else the system's temporary directory), removed after the run.
+
+Pipeline options come from the policy (`data_quality.engine.beam_options`) and
+AIACT_BEAM_OPTIONS: DirectRunner in-process by default (one process: TFDV is imported once);
+`--direct_num_workers=N --direct_running_mode=multi_processing` for several local processes
+(each imports TFDV again, ~640 MB apiece); `--runner=FlinkRunner --flink_master=HOST:8081
+--environment_type=LOOPBACK` (or PortableRunner, SparkRunner, DataflowRunner with its
+project/region/temp_location options) on a cluster, where the source and AIACT_BEAM_WORK_DIR
+must be on storage every worker can read."""
 
 from __future__ import annotations
 
@@ -36,10 +44,10 @@ from typing import Any
 import numpy as np
 
 from components.data_preparation import core, reader, tally
-from components.data_preparation.reader import Batch, DataSourceError
+from components.data_preparation.reader import DataSourceError
 from components.data_preparation.tally import Plan, Tally
 
-BUCKET_BITS = 10  # 1024 hash buckets for the duplicate count
+RANGE_BYTES = 16 * 2**20  # the duplicate count reads at most ~this many hash bytes at once
 
 
 @dataclass(frozen=True)
@@ -50,50 +58,102 @@ class ReadError:
     rule: str
 
 
-def _read(
-    task: tuple[int, int], path: str, types: dict[str, str], missing: tuple[str, ...]
-) -> Iterator[Any]:
-    import apache_beam as beam
-
-    try:
-        yield from reader.read_task(Path(path), task, types, missing)
-    except DataSourceError as exc:
-        yield beam.pvalue.TaggedOutput("errors", ReadError(str(exc), exc.rule))
-
-
-def _bucketed_hashes(batch: Batch, columns: tuple[str, ...]) -> Iterator[tuple[int, np.ndarray]]:
-    data = batch.data
-    assert not isinstance(data, type(None))
-    hashes = np.unique(tally.row_hash(data, columns))
-    buckets = (hashes >> np.uint64(64 - BUCKET_BITS)).astype(np.int64)
-    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-    for start, end in zip(starts, [*starts[1:], len(hashes)], strict=True):
-        yield int(buckets[start]), hashes[start:end]
+def _spill(hashes: np.ndarray, spill: str, task: tuple[int, int]) -> str:
+    """The task's distinct hashes, sorted, written to a file of the work directory (atomic:
+    a retried task writes the same file again)."""
+    name = os.path.join(spill, f"hashes-{task[0]}-{task[1]}.npy")
+    partial = f"{name}.{os.getpid()}.partial"
+    with open(partial, "wb") as handle:
+        np.save(handle, np.unique(hashes))
+    os.replace(partial, name)
+    return name
 
 
-def _distinct(item: tuple[int, Any]) -> int:
-    return len(np.unique(np.concatenate(list(item[1]))))
+def _ranges(files: list[str]) -> list[tuple[int, int, tuple[str, ...]]]:
+    """The hash space cut into 2**bits ranges, enough that each holds ~RANGE_BYTES of hashes."""
+    total = sum(os.path.getsize(f) for f in files)
+    bits = min(16, max(0, int(np.ceil(np.log2(max(total / RANGE_BYTES, 1.0))))))
+    return [(r, bits, tuple(sorted(files))) for r in range(2**bits)]
+
+
+def _distinct(item: tuple[int, int, tuple[str, ...]]) -> int:
+    """Distinct hashes in one range of the hash space, over every task's sorted hash file."""
+    index, bits, files = item
+    shift = np.uint64(64 - bits) if bits else None
+    parts = []
+    for name in files:
+        hashes = np.load(name, mmap_mode="r")
+        if shift is None:
+            parts.append(np.array(hashes))
+            continue
+        low = np.searchsorted(hashes, np.uint64(index) << shift)
+        last = index == 2**bits - 1
+        high = len(hashes) if last else np.searchsorted(hashes, np.uint64(index + 1) << shift)
+        parts.append(np.array(hashes[low:high]))
+        del hashes
+    return len(np.unique(np.concatenate(parts))) if parts else 0
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What one read task measures, in one pass over each of its batches: the batches TFDV
+    sees (main output), the task's merged tally ("tally") and the file of its sorted distinct
+    key hashes in `spill` ("hashes"), or the failure of the read ("errors")."""
+
+    path: str
+    types: dict[str, str]
+    missing: tuple[str, ...]
+    plan: Plan | None  # None: statistics only (the baseline)
+    columns: tuple[str, ...]  # the columns TFDV sees
+    spill: str  # the directory of the hash files (on storage every worker can reach)
+
+    def __call__(self, task: tuple[int, int]) -> Iterator[Any]:
+        import apache_beam as beam
+
+        plan, parts, hashes = self.plan, [], []
+        try:
+            for batch in reader.read_task(Path(self.path), task, self.types, self.missing):
+                data = batch.data
+                yield core.tfdv_batch(data, self.columns)
+                if plan is None:
+                    continue
+                key = core.duplicate_key(plan)
+                factors = {n: tally.factorize(data.column(n)) for n in plan.kept}
+                kept = tally.row_hash(data, plan.kept, factors)
+                # one factorisation per column and one row hash serve the tally, the
+                # sample and (without a record key) the duplicates
+                parts.append(tally.tally_batch(data, plan, batch.unparsable, factors, kept))
+                hashes.append(kept if key == plan.kept else tally.row_hash(data, key, factors))
+                if len(parts) > 1:
+                    parts = [tally.merge(parts, plan)]
+        except DataSourceError as exc:
+            yield beam.pvalue.TaggedOutput("errors", ReadError(str(exc), exc.rule))
+            return
+        if parts:
+            yield beam.pvalue.TaggedOutput("tally", parts[0])
+        if hashes:
+            yield beam.pvalue.TaggedOutput(
+                "hashes", _spill(np.concatenate(hashes), self.spill, task)
+            )
 
 
 def _tally_fn(plan: Plan) -> Any:
     import apache_beam as beam
 
     class TallyFn(beam.CombineFn):
-        """The gate's tally of every batch."""
+        """The gate's tally of every read task."""
 
         def create_accumulator(self) -> Tally:
             return Tally()
 
-        def add_input(self, accumulator: Tally, batch: Batch) -> Tally:
-            data = batch.data
-            part = tally.tally_batch(data, plan, batch.unparsable)
+        def add_input(self, accumulator: Tally, part: Tally) -> Tally:
             return tally.merge([accumulator, part], plan)
 
         def merge_accumulators(self, accumulators: Any) -> Tally:
             return tally.merge(list(accumulators), plan)
 
         def extract_output(self, accumulator: Tally) -> Tally:
-            return accumulator
+            return tally.finished(accumulator)
 
     return TallyFn()
 
@@ -110,25 +170,18 @@ def _read_pickled(path: str) -> Any:
     return pickle.loads(base64.b64decode(Path(path).read_text().strip()))
 
 
-def _statistics(batches: Any, columns: tuple[str, ...], out: str, label: str) -> None:
-    import apache_beam as beam
+def _statistics(batches: Any, out: str, label: str) -> None:
     import tensorflow_data_validation as tfdv
 
     _ = (
         batches
-        | f"{label}ToTFDV" >> beam.Map(lambda b: core.tfdv_batch(b.data, columns))
         | f"{label}Statistics" >> tfdv.GenerateStatistics(core.stats_options())
         | f"{label}Write" >> tfdv.WriteStatisticsToBinaryFile(out)
     )
 
 
-def _read_source(
-    pipeline: Any,
-    label: str,
-    path: Path,
-    tasks: list[tuple[int, int]],
-    types: dict[str, str],
-    missing: tuple[str, ...],
+def _measure_source(
+    pipeline: Any, label: str, tasks: list[tuple[int, int]], measure: Measure
 ) -> Any:
     import apache_beam as beam
 
@@ -136,8 +189,8 @@ def _read_source(
         pipeline
         | f"{label}Tasks" >> beam.Create(tasks)
         | f"{label}Spread" >> beam.Reshuffle()
-        | f"{label}Read"
-        >> beam.FlatMap(_read, str(path), types, missing).with_outputs("errors", main="batches")
+        | f"{label}Measure"
+        >> beam.FlatMap(measure).with_outputs("tally", "hashes", "errors", main="batches")
     )
 
 
@@ -173,39 +226,36 @@ def evaluate_file(
     except (OSError, ValueError) as exc:
         raise DataSourceError(f"{path.name}: cannot be read as a table: {exc}") from exc
     plan = core.plan_of(declared, names, engine, None)
-    key = core.duplicate_key(plan)
     work_root = os.environ.get("AIACT_BEAM_WORK_DIR") or None
     with tempfile.TemporaryDirectory(prefix="aiact-beam-", dir=work_root) as work:
         out = {n: os.path.join(work, n) for n in ("stats", "base", "tally", "distinct", "errors")}
         with beam.Pipeline(options=PipelineOptions(list(engine.beam_options))) as pipeline:
-            read = _read_source(pipeline, "", path, tasks, types, missing_values)
-            batches = read.batches
-            _statistics(batches, plan.gated, out["stats"], "")
+            spill = os.path.join(work, "hashes")
+            os.makedirs(spill)
+            measure = Measure(str(path), types, missing_values, plan, plan.gated, spill)
+            measured = _measure_source(pipeline, "", tasks, measure)
+            _statistics(measured.batches, out["stats"], "")
             _ = (
-                batches
+                measured.tally
                 | "Tally" >> beam.CombineGlobally(_tally_fn(plan))
                 | "TallyOut" >> _write_pickled(out["tally"])
             )
             _ = (
-                batches
-                | "KeyHashes" >> beam.FlatMap(_bucketed_hashes, key)
-                | "ByBucket" >> beam.GroupByKey()
+                measured.hashes
+                | "HashFiles" >> beam.combiners.ToList()
+                | "HashRanges" >> beam.FlatMap(_ranges)
+                | "SpreadRanges" >> beam.Reshuffle()
                 | "Distinct" >> beam.Map(_distinct)
                 | "AllDistinct" >> beam.CombineGlobally(sum)
                 | "DistinctOut" >> _write_pickled(out["distinct"])
             )
-            errors = read.errors
+            errors = measured.errors
             if baseline is not None:
-                base = _read_source(
-                    pipeline,
-                    "Base",
-                    baseline,
-                    reader.split_source(baseline, engine.chunk_bytes),
-                    types,
-                    (),
-                )
                 features = core.drift_features(declared)
-                _statistics(base.batches, features, out["base"], "Base")
+                base_tasks = reader.split_source(baseline, engine.chunk_bytes)
+                base_measure = Measure(str(baseline), types, (), None, features, spill)
+                base = _measure_source(pipeline, "Base", base_tasks, base_measure)
+                _statistics(base.batches, out["base"], "Base")
                 errors = (errors, base.errors) | "AllErrors" >> beam.Flatten()
             _ = (
                 errors

@@ -15,13 +15,14 @@ the merged tally, so both paths reach their verdicts from the same numbers:
   every group (the bias examination, Art. 10(2)(f)).
 
 Duplicates are counted from 64-bit hashes of the record key (or of the whole row): exactly in
-memory, by hash buckets on Beam (components/data_preparation/beam_path.py)."""
+memory, from sorted hash files by ranges of the hash space on Beam
+(components/data_preparation/beam_path.py)."""
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,28 +56,61 @@ def _mix(h: np.ndarray) -> np.ndarray:
         return h ^ (h >> np.uint64(31))
 
 
+_NULL_TEXT = np.uint64(0x51ED270B27B5E4D3)
+
+
+def _number_hash(numbers: np.ndarray) -> np.ndarray:
+    numbers = np.where(np.isnan(numbers), np.nan, numbers + 0.0)  # one NaN, no -0.0
+    return _mix(numbers.view(np.uint64) ^ _GOLDEN)
+
+
+def _factor_hash(values: pa.Array, factor: tuple[np.ndarray, np.ndarray]) -> np.ndarray | None:
+    """column_hash of a column from its factorisation (the hash of each distinct value, taken
+    by code: no second pass over the values); None for a type column_hash treats otherwise."""
+    codes, uniques = factor
+    if _is_numeric(values):
+        table = np.append(
+            _number_hash(uniques.astype(np.float64)), _number_hash(np.full(1, np.nan))
+        )
+    elif pa.types.is_string(values.type):
+        table = pd.util.hash_array(uniques.astype(object), categorize=False).astype(np.uint64)
+        table = np.append(table, _NULL_TEXT)
+    else:
+        return None
+    return table[codes]  # code -1 (null, NaN): the last entry
+
+
 def column_hash(values: pa.Array) -> np.ndarray:
     """A stable 64-bit hash of every value (equal values, equal hashes; nulls one value)."""
     if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
-        numbers = values.cast(pa.float64()).to_numpy(zero_copy_only=False)
-        numbers = np.where(np.isnan(numbers), np.nan, numbers + 0.0)  # one NaN, no -0.0
-        return _mix(numbers.view(np.uint64) ^ _GOLDEN)
+        return _number_hash(values.cast(pa.float64()).to_numpy(zero_copy_only=False))
     if pa.types.is_boolean(values.type):
         values = values.cast(pa.int8()).cast(pa.string())
     encoded = values.cast(pa.string()).dictionary_encode()
     words = encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
     table = pd.util.hash_array(words, categorize=False).astype(np.uint64)
     codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    table = np.append(table, np.uint64(0x51ED270B27B5E4D3))  # index -1: null
+    table = np.append(table, _NULL_TEXT)  # index -1: null
     return table[codes]
 
 
-def row_hash(batch: pa.RecordBatch, columns: tuple[str, ...]) -> np.ndarray:
-    """A 64-bit hash of each row's values in `columns`."""
+def row_hash(
+    batch: pa.RecordBatch,
+    columns: tuple[str, ...],
+    factors: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+) -> np.ndarray:
+    """A 64-bit hash of each row's values in `columns` (stable: the same values give the same
+    hash in any batch); `factors` (tally_batch's factorisations) spare a pass over a column."""
     h = np.full(batch.num_rows, np.uint64(len(columns)), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for name in columns:
-            h = _mix(h * _GOLDEN + column_hash(batch.column(name)))
+            values = batch.column(name)
+            hashed = None
+            if factors is not None and name in factors:
+                hashed = _factor_hash(values, factors[name])
+            if hashed is None:
+                hashed = column_hash(values)
+            h = _mix(h * _GOLDEN + hashed)
     return h
 
 
@@ -241,9 +275,11 @@ def tally_batch(
     plan: Plan,
     unparsable: dict[str, Unparsable],
     factors: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+    kept_hash: np.ndarray | None = None,
 ) -> Tally:
     """The tally of one batch: one factorisation (hash, no sort) per column serves its value
-    counts, its leakage table and its groups (kept in `factors` when given)."""
+    counts, its leakage table, its groups and the sample's row hashes (kept in `factors` when
+    given); `kept_hash`: row_hash of the kept columns, when the caller has it already."""
     tally = Tally(rows=batch.num_rows)
     present = set(batch.schema.names)
     label = None
@@ -254,7 +290,9 @@ def tally_batch(
         if name not in present:
             continue
         values = batch.column(name)
-        codes, uniques = factors[name] = factorize(values)
+        if name not in factors:
+            factors[name] = factorize(values)
+        codes, uniques = factors[name]
         column = ColumnTally(
             rows=batch.num_rows, nulls=int((codes < 0).sum()), kind=str(values.type)
         )
@@ -308,7 +346,9 @@ def tally_batch(
         tally.groups[f"{first}{INTERSECTION}{second}"] = cell_counts
     if plan.sample_rows is not None:
         numeric = [n for n in plan.scored if n in present and _is_numeric(batch.column(n))]
-        hashes = _mix(row_hash(batch, plan.kept) ^ _mix(np.full(1, np.uint64(plan.seed)))[0])
+        if kept_hash is None:
+            kept_hash = row_hash(batch, plan.kept, factors)
+        hashes = _mix(kept_hash ^ _mix(np.full(1, np.uint64(plan.seed)))[0])
         tally.sample = Sample(
             hashes, {n: _numeric_values(batch.column(n)) for n in numeric}, label
         ).bottom(plan.sample_rows)
@@ -380,6 +420,18 @@ def merge(tallies: list[Tally], plan: Plan) -> Tally:
             np.concatenate([s.label for s in samples]),
         ).bottom(sample_rows)
     return merged
+
+
+def finished(tally: Tally) -> Tally:
+    """The merged tally with only the sample columns the leakage scoring reads: those whose
+    exact table overflowed (a table never comes back once it has)."""
+    sample = tally.sample
+    if sample is None:
+        return tally
+    used = {
+        n: v for n, v in sample.columns.items() if n in tally.leakage and tally.leakage[n] is None
+    }
+    return replace(tally, sample=Sample(sample.hashes, used, sample.label))
 
 
 def auc_of_table(table: Table3, categorical: bool) -> float:
