@@ -403,6 +403,8 @@ def test_a_claimed_code_commit_must_be_the_builds_own(runs: Runs, tmp_path: Path
             dataset_uri=str(chain.paths["dataset"]),
             registration_path=tmp_path / "registration.json",
             registration_uri=str(tmp_path / "registration.json"),
+            evaluation_verdict_path=chain.paths["evaluation_verdict"],
+            evaluation_verdict_uri=str(chain.paths["evaluation_verdict"]),
         )
 
 
@@ -435,5 +437,7 @@ def test_a_later_stage_refuses_another_use_case_than_data_preparation_read(
             transform_uri=str(tmp_path / "transform.json"),
             report_path=tmp_path / "feature_report.json",
             report_uri=str(tmp_path / "feature_report.json"),
+            data_verdict_path=good.paths["data_preparation_verdict"],
+            data_verdict_uri=str(good.paths["data_preparation_verdict"]),
         )
     assert _states(uri, "good")["feature_engineering"] == "FAILED"

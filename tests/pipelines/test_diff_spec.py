@@ -69,9 +69,18 @@ def test_removed_gate_and_loosened_fairness_limit(
     orders = [
         (c.subject, c.old, c.new, c.effect) for c in diff.changes if c.category == "gate order"
     ]
-    assert orders == [
-        ("integration_testing", "after evaluation", "no longer after evaluation", LOOSENED)
-    ]
+    # (and, downstream of it, the order after the evaluation gate's verdict task, #3).
+    assert ("integration_testing", "after evaluation", "no longer after evaluation", LOOSENED) in (
+        orders
+    )
+    assert {old for _, old, _, _ in orders} == {"after evaluation", "after gate_verdict#3"}
+    assert {subject for subject, _, _, _ in orders} == {
+        "integration_testing",
+        "gate_verdict#4",
+        "approval",
+        "deployment",
+    }
+    assert {effect for *_, effect in orders} == {LOOSENED}
 
 
 def test_identical_specs_have_no_compliance_change(

@@ -31,14 +31,26 @@ STAGES = (
     "deployment",
 )
 # Each stage consumes artefacts of the stage before it (a data dependency, not only ordering).
+# Each gate's verdict task (gate-verdict, -2, -3, -4: data, features, evaluation, integration)
+# reads its gate's report; the stage after the gate consumes the verdict.
 CONSUMES = {
-    "feature-engineering": {"data-preparation"},
-    "training": {"feature-engineering"},
+    "gate-verdict": {"data-preparation"},
+    "feature-engineering": {"data-preparation", "gate-verdict"},
+    "gate-verdict-2": {"feature-engineering"},
+    "training": {"feature-engineering", "gate-verdict-2"},
     "evaluation": {"training", "feature-engineering"},
-    "registration": {"training", "evaluation", "data-preparation"},
+    "gate-verdict-3": {"evaluation"},
+    "registration": {"training", "evaluation", "data-preparation", "gate-verdict-3"},
     "integration-testing": {"training", "registration", "feature-engineering"},
-    "approval": {"training", "evaluation", "integration-testing"},
+    "gate-verdict-4": {"integration-testing"},
+    "approval": {"training", "evaluation", "integration-testing", "gate-verdict-4"},
     "deployment": {"training", "approval"},
+}
+VERDICTS = {
+    "gate-verdict": "data_preparation",
+    "gate-verdict-2": "feature_engineering",
+    "gate-verdict-3": "evaluation",
+    "gate-verdict-4": "integration_testing",
 }
 
 
@@ -71,7 +83,9 @@ def test_embedded_hash_is_the_spec_hash(documents: list[dict[str, Any]]) -> None
 
 def test_all_eight_stages_chained_by_artifacts(documents: list[dict[str, Any]]) -> None:
     tasks = _tasks(documents)
-    assert set(tasks) == set(STAGES)
+    assert set(tasks) == set(STAGES) | set(VERDICTS)
+    for task, gate in VERDICTS.items():  # which gate each verdict task judges: a constant
+        assert tasks[task]["inputs"]["parameters"]["gate"]["runtimeValue"]["constant"] == gate
     for task, producers in CONSUMES.items():
         artifacts = tasks[task]["inputs"]["artifacts"].values()
         consumed = {a["taskOutputArtifact"]["producerTask"] for a in artifacts}

@@ -45,21 +45,27 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]
 def test_committed_spec_verifies(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _run(capsys, str(SPEC))
     assert code == 0
-    assert len(out) == 1 and out[0].startswith("verified: 8 tasks, 1 deployment(s)")
+    assert len(out) == 1 and out[0].startswith("verified: 12 tasks, 1 deployment(s)")
     assert verify_file(SPEC, STRUCTURE).ok
 
 
+def _around_evaluation(documents: list[Any]) -> None:
+    """Registration fed the training report and the FEATURE gate's verdict (gate-verdict-2)
+    instead of the evaluation's report and verdict."""
+    inputs = _tasks(documents)["registration"]["inputs"]["artifacts"]
+    inputs["evaluation_report"] = _artifact("training", "training_report")
+    inputs["evaluation_verdict"] = _artifact("gate-verdict-2", "verdict")
+
+
 def test_cli_names_the_path(tmp_path: Path, documents: list[Any], capsys: Any) -> None:
-    _tasks(documents)["registration"]["inputs"]["artifacts"]["evaluation_report"] = _artifact(
-        "training", "training_report"
-    )
+    _around_evaluation(documents)
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump_all(documents, sort_keys=False))
     code, out = _run(capsys, str(spec), "--structure", str(STRUCTURE))
     assert code == 1
     assert (
         "path deployment <- approval <- integration-testing <- registration <- training "
-        "skips evaluation"
+        "skips evaluation-verdict"
     ) in out
 
 
@@ -79,15 +85,13 @@ def test_removed_gate_with_consumers_rewired(documents: list[Any]) -> None:
 
 
 def test_edge_rewired_around_evaluation(documents: list[Any]) -> None:
-    _tasks(documents)["registration"]["inputs"]["artifacts"]["evaluation_report"] = _artifact(
-        "training", "training_report"
-    )
+    _around_evaluation(documents)
     assert _violations(documents) == [
-        # The evaluation's report now reaches the deployment around registration ...
-        "path deployment <- approval <- evaluation skips registration",
-        # ... and what registration registers was never evaluated.
+        # The evaluation's report reaches the deployment without its verdict task ...
+        "path deployment <- approval <- evaluation skips evaluation-verdict",
+        # ... and what registration registers was never judged by the evaluation gate.
         "path deployment <- approval <- integration-testing <- registration <- training "
-        "skips evaluation",
+        "skips evaluation-verdict",
     ]
 
 
@@ -117,9 +121,8 @@ def test_gate_moved_after_deployment(documents: list[Any]) -> None:
     tasks["integration-testing"]["inputs"]["artifacts"]["registration"] = _artifact(
         "deployment", "deployment"
     )
-    tasks["approval"]["inputs"]["artifacts"]["integration_report"] = _artifact(
-        "registration", "registration"
-    )
+    for name in ("integration_report", "integration_verdict"):
+        tasks["approval"]["inputs"]["artifacts"][name] = _artifact("registration", "registration")
     violations = _violations(documents)
     assert "path deployment <- approval <- registration skips integration" in violations
     assert any(
