@@ -14,6 +14,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
 from aiact import cli, lineage
+from aiact.custody import GATE_REPORTS
 from aiact.exampledata import (
     FAVOURABLE,
     ID_COLUMN,
@@ -134,7 +135,10 @@ def test_own_data_runs_all_eight_stages_and_records_the_use_case(
     config, _, result = two_use_cases
     assert result.succeeded, result.error
     stages = _stages(config, result.run_id)
-    assert {stage: e.state for stage, e in stages.items()} == dict.fromkeys(STAGES, "COMPLETE")
+    verdicts = [f"{gate}_verdict" for gate in GATE_REPORTS]
+    assert {stage: e.state for stage, e in stages.items()} == dict.fromkeys(
+        (*STAGES, *verdicts), "COMPLETE"
+    )
     store = _store(config)
     folder_sha256 = sha256_path(income[1])
     for stage in USE_CASE_READERS:
@@ -269,8 +273,13 @@ def test_a_label_value_outside_the_declared_ones_halts_the_data_gate(
     # reason, naming the file and the column), not a refused input.
     assert not result.succeeded
     stages = _stages(config, result.run_id)
-    assert {stage: e.state for stage, e in stages.items()} == {"data_preparation": "FAILED"}
-    error = str(stages["data_preparation"].properties.get("error", ""))
+    # The gate's evidence completed with the breach; its verdict task halted the run.
+    assert {stage: e.state for stage, e in stages.items()} == {
+        "data_preparation": "COMPLETE",
+        "data_preparation_verdict": "FAILED",
+    }
+    assert stages["data_preparation"].properties["verdict"] == "breached"
+    error = str(stages["data_preparation_verdict"].properties.get("error", ""))
     assert "\n" not in error
     assert (
         "income_test.csv: column income: values ['>50K.'] are not among the declared label "
