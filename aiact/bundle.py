@@ -371,7 +371,17 @@ def _executions(links: Iterable[Link]) -> list[dict[str, Any]]:
             "verdict": verdict,
             **{
                 k: props[k]
-                for k in ("started_at_ms", "duration_s", "outcome", "error", "gate_breaches")
+                for k in (
+                    "started_at_ms",
+                    "duration_s",
+                    "outcome",
+                    "error",
+                    "gate_breaches",
+                    # A reused execution (aiact.reuse): which execution of which run it reused.
+                    "reused_execution_id",
+                    "reused_from_run",
+                    "reuse_key",
+                )
                 if k in props
             },
         }
@@ -512,7 +522,17 @@ def _index(manifest: dict[str, Any], outcome: dict[str, str], files: list[dict[s
             "label": verdict_label(row["verdict"], row),
             "css": verdict_css(row["verdict"]),
             "started": _when(row.get("started_at_ms")),
-            "detail": str(row.get("gate_breaches") or row.get("error") or "")[:600],
+            "detail": str(
+                row.get("gate_breaches")
+                or row.get("error")
+                or (
+                    f"reused execution {row['reused_execution_id']} of run "
+                    f"{row.get('reused_from_run', '?')} (reuse key "
+                    f"{str(row.get('reuse_key', ''))[:12]})"
+                    if row.get("reused_execution_id")
+                    else ""
+                )
+            )[:600],
         }
         for row in manifest["executions"]
     ]

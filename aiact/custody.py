@@ -840,7 +840,7 @@ def find_models(
     or a model name (its production models, else every model of that name), newest first, at
     most `limit`. Indexed queries (by name, by a name range, by custom property), never a list
     of every model."""
-    from aiact.queries import artifacts_with_prefix, query_artifacts
+    from aiact.queries import artifacts_with_prefix, production_models, query_artifacts
 
     wanted = name_or_digest.strip().lower()
     hexdigits = set("0123456789abcdef")
@@ -852,9 +852,9 @@ def find_models(
         else:
             found = artifacts_with_prefix(store, lineage.MODEL, wanted, limit=limit)
     else:
-        found = query_artifacts(
-            store, lineage.MODEL, {"model_name": name_or_digest, "stage": "production"}, limit=limit
-        ) or query_artifacts(store, lineage.MODEL, {"model_name": name_or_digest}, limit=limit)
+        found = production_models(store, name_or_digest)[:limit] or query_artifacts(
+            store, lineage.MODEL, {"model_name": name_or_digest}, limit=limit
+        )
     if not found:
         raise CustodyError(f"no model {name_or_digest!r} in the metadata store")
     return sorted(found, key=lambda m: m.id, reverse=True)

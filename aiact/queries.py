@@ -74,8 +74,8 @@ def query_artifacts(
 ) -> list[mlmd_pb.Artifact]:
     """Artefacts of a type whose custom properties equal `where` (and that meet the raw
     filter-query conditions `extra`), newest first (by `order`), at most `limit`. A value a
-    filter query cannot express (a double quote, a backslash, a control character) is compared in Python
-    after the query of the other conditions."""
+    filter query cannot express (a double quote, a backslash, a control character) is compared
+    in Python after the query of the other conditions."""
     where = dict(where or {})
     indexed = {key: value for key, value in where.items() if _safe(value)}
     rest = {key: value for key, value in where.items() if key not in indexed}
@@ -104,6 +104,17 @@ def newest_artifact(
     """The most recently recorded artefact of a type matching `where`, or None."""
     found = query_artifacts(store, type_name, where, limit=1, extra=extra)
     return found[0] if found else None
+
+
+def production_models(store: LineageStore, model_name: str = "") -> list[mlmd_pb.Artifact]:
+    """The Models whose stage is `production` (of `model_name`, when given), newest first. The
+    query selects on the stage alone, whose value `production` few models have (an index
+    lookup, ~1 ms at 10,000 runs), and the name is compared here: adding the name to the
+    filter query makes SQLite start from every model of that name (~30-45 ms at 10,000)."""
+    found = query_artifacts(store, lineage.MODEL, {"stage": "production"})
+    if model_name:
+        found = [m for m in found if _value(m, "model_name") == model_name]
+    return found
 
 
 def in_run(run_id: str) -> str:
@@ -137,6 +148,14 @@ def recent_runs(store: LineageStore, limit: int | None = None) -> list[mlmd_pb.C
     query = f"type = {filter_literal(lineage.RUN_CONTEXT_TYPE)}"
     options = _options(query, limit, OrderByField.ID)
     return list(store.store.get_contexts(list_options=options))
+
+
+def producers_of(store: LineageStore, artifact_id: int) -> list[Any]:
+    """The executions with an OUTPUT event on the artefact, oldest first: one filter query on
+    the indexed events, never every event of the artefact (a shared input has one per run)."""
+    query = f"events_0.artifact_id = {int(artifact_id)} AND events_0.type = OUTPUT"
+    options = ListOptions(filter_query=query, order_by=OrderByField.ID, is_asc=True)
+    return list(store.store.get_executions(list_options=options))
 
 
 def executions_of_run(store: LineageStore, run_id: str) -> list[Any]:

@@ -37,6 +37,7 @@ import functools
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -112,6 +113,23 @@ def enabled() -> bool:
 _PACKAGES = ("aiact", "components", "pipelines")
 
 
+def installed_distributions() -> list[str]:
+    """Every installed distribution as its metadata folder's name (`name-version.dist-info`),
+    sorted, the project's own excluded: read from the folder names on `sys.path` (reading
+    every METADATA file costs about a second per process)."""
+    own = PACKAGE.replace("-", "_")
+    found: set[str] = set()
+    for entry in sys.path:
+        folder = Path(entry or ".")
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            name = child.name
+            if name.endswith((".dist-info", ".egg-info")) and not name.lower().startswith(own):
+                found.add(name.lower())
+    return sorted(found)
+
+
 @functools.lru_cache(maxsize=1)
 def image_identity() -> dict[str, str]:
     """What identifies the code and environment this process runs (see the module doc)."""
@@ -119,13 +137,7 @@ def image_identity() -> dict[str, str]:
         version = metadata.version(PACKAGE)
     except metadata.PackageNotFoundError:
         version = "unknown"
-    distributions = sorted(
-        {
-            f"{(dist.metadata['Name'] or '').lower()}=={dist.version}"
-            for dist in metadata.distributions()
-            if (dist.metadata["Name"] or "").lower() not in ("", PACKAGE)
-        }
-    )
+    distributions = installed_distributions()
     root = Path(__file__).resolve().parent.parent
     lock = os.environ.get(LOCK_ENV, "")
     lock_file = root / "requirements" / "constraints.txt"
@@ -313,9 +325,32 @@ def try_reuse(
     return None
 
 
-def result_of(reused: Reused, primary: str) -> dict[str, PropertyValue]:
+def _training_figures(report: Mapping[str, Any]) -> dict[str, PropertyValue]:
+    """What the training executor returns besides its model's properties (the component logs
+    them as KFP metrics), read back from its training report."""
+    best = report["history"][int(report["best_epoch"]) - 1]
+    return {
+        "train_loss": round(float(best["train_loss"]), 6),
+        "duration_s": float(report["duration_s"]),
+        "peak_rss_mb": float(report["environment"]["peak_rss_mb"]),
+    }
+
+
+# Figures a stage's executor returns that only its report holds: stage -> (report role, reader).
+REPORT_FIGURES = {"training": ("training_report", _training_figures)}
+
+
+def result_of(
+    reused: Reused, primary: str, stage: str = "", targets: Mapping[str, Path] | None = None
+) -> dict[str, PropertyValue]:
     """What the executor returns for a reused execution (KFP output metadata): the primary
-    output's recorded properties and version, or only the verdict when it was not produced."""
+    output's recorded properties and version (with the figures only its report holds, e.g.
+    training's loss and duration), or only the verdict when it was not produced."""
+    figures: dict[str, PropertyValue] = {}
+    if stage in REPORT_FIGURES and targets:
+        role, reader = REPORT_FIGURES[stage]
+        if role in targets and targets[role].is_file():
+            figures = reader(json.loads(targets[role].read_text()))
     produced = {record.role: record for record in reused.outputs}
     base: dict[str, PropertyValue]
     if primary in produced:
@@ -325,7 +360,7 @@ def result_of(reused: Reused, primary: str) -> dict[str, PropertyValue]:
         }
     else:
         base = {"verdict": reused.properties.get("verdict", "")}
-    return {**base, REUSED_EXECUTION_ID: reused.origin_id}
+    return {**base, **figures, REUSED_EXECUTION_ID: reused.origin_id}
 
 
 def key_of(document: Mapping[str, Any]) -> tuple[str, str]:

@@ -4,6 +4,12 @@ A stage runs inside `stage_execution(...)`. It declares what it read and wrote; 
 ends the execution is recorded in MLMD as COMPLETE, or as FAILED with the error and every output
 written so far (a failed gate's evidence is never lost), and the exception propagates so that
 KFP fails the task and nothing downstream runs.
+
+Every output is also kept as a content-addressed object when the execution is recorded
+(`aiact.storage.keep_object`). A reusable stage (data preparation, feature engineering,
+training) calls `StageContext.reuse(...)` once its inputs are declared and verified: a completed
+execution with the same reuse key (`aiact.reuse`) is then reused, and the new execution records
+`reused_execution_id`, `reused_from_run` and `reuse_key`.
 """
 
 from __future__ import annotations
@@ -220,7 +226,7 @@ class StageContext:
 
             report = json.loads(Path(targets[GATE_REPORTS[self.stage]]).read_text())
             self._raise_after = GateFailed(GateResult.from_dict(report.get("gate") or {}))
-        return reuse.result_of(found, primary)
+        return reuse.result_of(found, primary, self.stage, targets)
 
     def _keep_objects(self, metadata_uri: str) -> None:
         """Keep every output (and a reusable stage's other output files) as a content-addressed

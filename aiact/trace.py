@@ -57,6 +57,7 @@ class Tracer:
     """Walks events upstream from an artefact."""
 
     def __init__(self, store: LineageStore) -> None:
+        self.store = store
         self.mlmd = store.store
         self._type_names: dict[int, str] = {}
         self._seen: set[tuple[str, int]] = set()
@@ -86,14 +87,16 @@ class Tracer:
             node.repeated = True
             return node
         self._seen.add(("artifact", artifact_id))
-        events = self.mlmd.get_events_by_artifact_ids([artifact_id])
-        producers = sorted({e.execution_id for e in events if e.type == mlmd_pb.Event.OUTPUT})
-        node.parents = [self.execution(execution_id) for execution_id in producers]
+        # Only the executions that wrote it (one indexed query): an artefact every run reads,
+        # such as the gate policy or the use case, has an INPUT event per run.
+        producers = queries.producers_of(self.store, artifact_id)
+        node.parents = [self.execution(execution.id, execution) for execution in producers]
         return node
 
-    def execution(self, execution_id: int) -> TraceNode:
-        """The trace of one execution and its inputs."""
-        [execution] = self.mlmd.get_executions_by_id([execution_id])
+    def execution(self, execution_id: int, execution: Any = None) -> TraceNode:
+        """The trace of one execution (read by id unless given) and its inputs."""
+        if execution is None:
+            [execution] = self.mlmd.get_executions_by_id([execution_id])
         node = TraceNode(
             "execution",
             self._type_name(execution, "execution"),

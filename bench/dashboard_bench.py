@@ -458,15 +458,13 @@ class Batch:
         mlmd.put_attributions_and_associations(attributions, associations)
 
     def _summarise(self, execution_ids: list[int], artifact_ids: list[int]) -> None:
-        """Each run's summary on its context, built from its executions with the same code the
-        stage runtime uses (aiact.runsummary)."""
+        """Each run's summary on its context, built with the same code the stage runtime uses
+        (aiact.runsummary) from its executions as the store holds them (read back in one call
+        per batch: a double comes back as the backend stored it)."""
         raws: dict[int, list[runsummary.RawExecution]] = {}
-        for index, node in enumerate(self.executions):
-            node.id = execution_ids[index]
-            node.create_time_since_epoch = int(
-                node.custom_properties["started_at_ms"].int_value
-                + node.custom_properties["duration_s"].double_value * 1000
-            )
+        stored = {e.id: e for e in self.seeder.mlmd.get_executions_by_id(execution_ids)}
+        for index in range(len(self.executions)):
+            node = stored[execution_ids[index]]
             stage = self.stages[index]
             if runsummary.wanted(stage, node.last_known_state):
                 raws.setdefault(self.owner[index], []).append(runsummary.read(node, stage))

@@ -6,8 +6,9 @@ part of the test suite.
 
 Each repetition runs, interleaved (so a busy shared machine affects them alike):
 
-1. `aiact run-local --demo-approver ...` in a fresh work directory: the whole command, as a user
-   runs it (compile, reference data, twelve task processes, evidence bundle);
+1. `aiact run-local --demo-approver ... --use-case COPY` in a fresh work directory: the whole
+   command, as a user runs it (compile, reference data, twelve task processes, evidence bundle),
+   on a private copy of the bundled credit use case (the working tree may change meanwhile);
 2. the same with `AIACT_NO_FAST_EXIT=1`: every task process pays the interpreter's teardown
    (`aiact.fastexit` switched off), i.e. the local run as it was before the fast exit;
 3. one process (`--in-process`) that generates the same reference data, then calls the same
@@ -26,6 +27,7 @@ import argparse
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -94,10 +96,20 @@ def timed(command: list[str], env: dict[str, str] | None = None) -> float:
     return elapsed
 
 
-def local_run(workdir: Path, fast_exit: bool) -> tuple[float, Path]:
+def snapshot_use_case(root: Path) -> Path:
+    """A private copy of the bundled credit use case, so that an edit of the working tree
+    during the benchmark does not break the runs' chains of custody."""
+    copy = root / "usecase-credit"
+    if not copy.exists():
+        shutil.copytree(ROOT / "aiact" / "usecases" / "credit", copy)
+    return copy
+
+
+def local_run(workdir: Path, use_case: Path, fast_exit: bool) -> tuple[float, Path]:
     """`aiact run-local` in `workdir`; returns its wall time and its executor log."""
     env = {} if fast_exit else {"AIACT_NO_FAST_EXIT": "1"}
     command = [_aiact(), "run-local", "--demo-approver", APPROVER, "--workdir", str(workdir)]
+    command += ["--use-case", str(use_case)]
     elapsed = timed(command, env)
     [log] = (workdir / "logs").glob("*.log")
     return elapsed, log
@@ -117,12 +129,14 @@ def main() -> None:
         root = args.workdir or Path(scratch)
         times: dict[str, list[float]] = {"local": [], "no_fast_exit": [], "one_process": []}
         tasks = 0
+        use_case = snapshot_use_case(root)
         for rep in range(args.reps):
             local_dir = root / f"local-{rep}"
-            elapsed, log = local_run(local_dir, fast_exit=True)
+            elapsed, log = local_run(local_dir, use_case, fast_exit=True)
             times["local"].append(elapsed)
             tasks = len(captured_tasks(log))
-            times["no_fast_exit"].append(local_run(root / f"slow-{rep}", fast_exit=False)[0])
+            slow = local_run(root / f"slow-{rep}", use_case, fast_exit=False)[0]
+            times["no_fast_exit"].append(slow)
             command = [sys.executable, __file__, "--in-process", str(log), str(local_dir)]
             times["one_process"].append(timed([*command, str(root / f"inprocess-{rep}")]))
             print(

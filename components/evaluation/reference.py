@@ -7,15 +7,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ml_metadata.metadata_store import OrderByField
 from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 
 from aiact import lineage
 from aiact.featureset import load_feature_set
 from aiact.hashing import sha256_path
-from aiact.lineage import ArtifactRecord, LineageStore, PropertyValue, properties_of
+from aiact.lineage import ArtifactRecord, LineageStore, properties_of
 from aiact.model_package import load_model_package
-from aiact.queries import query_artifacts
+from aiact.queries import production_models
 from aiact.storage import StorageError, fetch_tree
 from aiact.transform import FittedTransform
 from components.evaluation.core import NoProductionReference, ProductionReference
@@ -26,10 +25,7 @@ NO_PRODUCTION_MODEL = "no production model in the metadata store (first deployme
 def _production_models(store: LineageStore, model_name: str = "") -> list[mlmd_pb.Artifact]:
     """The Models whose stage is `production` (of `model_name`, when given), latest-updated
     first: one indexed filter query, not a list of every model in the store."""
-    where: dict[str, PropertyValue] = {"stage": "production"}
-    if model_name:
-        where["model_name"] = model_name
-    found = query_artifacts(store, lineage.MODEL, where, order=OrderByField.UPDATE_TIME)
+    found = production_models(store, model_name)
     return sorted(found, key=lambda a: (a.last_update_time_since_epoch, a.id), reverse=True)
 
 

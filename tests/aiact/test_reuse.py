@@ -321,3 +321,41 @@ def test_where_objects_live(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     monkeypatch.setenv("AIACT_OBJECT_STORE", "s3://evidence/objects")
     assert object_store_root("sqlite:///w/mlmd.sqlite", kfp) == "s3://evidence/objects"
+
+
+def test_a_reused_training_returns_what_the_component_logs(runs: Runs, tmp_path: Path) -> None:
+    """The training component logs best_epoch, val_loss, train_loss, duration_s and peak_rss_mb
+    from the executor's result: a reuse returns the original training's figures."""
+    from components.training.executor import run_training
+
+    uri = runs.store_copy(tmp_path)
+    chain = Chain(runs.root, uri, "metrics")
+    chain.prepare()
+    chain.engineer()
+    result = run_training(
+        run=chain.run,
+        metadata_uri=uri,
+        feature_set_dir=chain.paths["features"],
+        feature_set_uri=str(chain.paths["features"]),
+        transform_path=chain.paths["transform"],
+        transform_uri=str(chain.paths["transform"]),
+        hyperparameters=chain.hyperparameters,
+        seed=chain.seed,
+        model_name="credit-scoring",
+        device="cpu",
+        model_dir=chain.out("model"),
+        model_uri=str(chain.out("model")),
+        report_path=chain.out("training_report.json"),
+        report_uri=str(chain.out("training_report.json")),
+        feature_verdict_path=chain.paths["feature_engineering_verdict"],
+        feature_verdict_uri=str(chain.paths["feature_engineering_verdict"]),
+    )
+    original = json.loads(runs.first.out("training_report.json").read_text())
+    computed = _executions(uri, "first")["training"]
+    assert result["reused_execution_id"] == computed.id
+    assert result["duration_s"] == original["duration_s"]
+    assert result["best_epoch"] == original["best_epoch"]
+    best = original["history"][original["best_epoch"] - 1]
+    assert result["train_loss"] == round(best["train_loss"], 6)
+    assert result["peak_rss_mb"] == original["environment"]["peak_rss_mb"]
+    assert result["val_loss"] == round(best["val_loss"], 6)

@@ -272,3 +272,33 @@ def test_values_a_filter_cannot_express_are_compared_in_python(memory_store: Lin
     for i, name in enumerate(names):
         found = queries.query_artifacts(memory_store, lineage.MODEL, {"model_name": name}, limit=1)
         assert [a.name for a in found] == [_digest(i, "x")]
+
+
+def test_trace_reads_only_the_producers_of_a_shared_input(sqlite_uri: str) -> None:
+    """Every run reads one gate policy: the trace of a deployment finds the policy's producers
+    (none) without reading its INPUT event of every run."""
+    from aiact.trace import render, trace_artifact
+
+    store = LineageStore.connect(sqlite_uri)
+    policy = ArtifactRecord(lineage.GATE_POLICY, "aiact-policy:x", "e" * 64, "gate_policy")
+    for index in range(40):
+        run = RunInfo(run_id=f"shared-{index}")
+        model = ArtifactRecord(lineage.MODEL, f"/m/{index}", _digest(index, "sm"), "model")
+        deployment = ArtifactRecord(
+            lineage.DEPLOYMENT, f"/d/{index}", _digest(index, "sd"), "deployment"
+        )
+        store.record_execution(
+            run=run, stage="training", inputs=[policy], outputs=[model],
+            succeeded=True, properties={},
+        )  # fmt: skip
+        store.record_execution(
+            run=run, stage="deployment", inputs=[model, policy], outputs=[deployment],
+            succeeded=True, properties={},
+        )  # fmt: skip
+    store, recording = recorded(sqlite_uri)
+    tree = trace_artifact(store, latest_deployment(store).id)
+    lines = render(tree)
+    assert "run=shared-39" in lines[1]
+    assert [node.type_name for node in tree.find(lineage.GATE_POLICY)] == [lineage.GATE_POLICY] * 2
+    assert "get_events_by_artifact_ids" not in [name for name, _ in recording.calls]
+    assert_small(recording, most=3)
