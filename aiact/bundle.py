@@ -485,7 +485,7 @@ def _write_views(out: Path, run_id: str, entries: list[dict[str, Any]]) -> None:
 
 
 def _when(ms: Any) -> str:
-    if not isinstance(ms, int) or isinstance(ms, bool) or ms <= 0:
+    if not isinstance(ms, int | float) or isinstance(ms, bool) or ms <= 0:
         return ""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 

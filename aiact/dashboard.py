@@ -356,9 +356,9 @@ def stage_record_of(raw: RawExecution) -> StageRecord:
         verdict = RUNNING
     started = props.get("started_at_ms")
     duration = props.get("duration_s")
-    if isinstance(started, int) and not isinstance(started, bool):
-        started_ms = started
-        finished_ms = started + round(float(duration or 0) * 1000)
+    if isinstance(started, int | float) and not isinstance(started, bool):
+        started_ms = int(started)
+        finished_ms = started_ms + round(float(duration or 0) * 1000)
     else:
         # Records without the stage runtime's timing: MLMD's own times (creation is at the end
         # of the stage, when stage_execution records it).

@@ -359,7 +359,9 @@ def stage_execution(stage: str, run: RunInfo, metadata_uri: str) -> Iterator[Sta
     finally:
         finished = time.time()
         context.properties.update(
-            started_at_ms=int(started * 1000),
+            # A double: MLMD's MySQL schema keeps int properties in a 32-bit column, which a
+            # millisecond timestamp overflows (tests/aiact/test_lineage_mysql.py).
+            started_at_ms=float(int(started * 1000)),
             duration_s=round(finished - started, 3),
             outcome="completed" if error is None else type(error).__name__,
         )

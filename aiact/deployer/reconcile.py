@@ -322,12 +322,11 @@ def rollback_request(
 
 
 def production_models(store: LineageStore) -> list[Any]:
-    """Every Model artefact currently in the `production` stage."""
-    return [
-        artifact
-        for artifact in store.store.get_artifacts_by_type(lineage.MODEL)
-        if lineage.properties_of(artifact).get("stage") == "production"
-    ]
+    """Every Model artefact currently in the `production` stage (an indexed query, not a scan
+    of every model)."""
+    from aiact.queries import production_models as indexed
+
+    return indexed(store)
 
 
 def _affects_production(entry: Mapping[str, Any]) -> bool:

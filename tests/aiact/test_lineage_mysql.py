@@ -97,3 +97,18 @@ def test_lineage_round_trips_through_mysql(mariadb_uri: str) -> None:
         ("feature_engineering", "FAILED"),
     ]
     assert lineage.properties_of(reopened.run_context("mysql-run"))["environment"] == "production"
+
+
+def test_a_stage_execution_records_on_mysql(mariadb_uri: str, tmp_path: Path) -> None:
+    """The stage runtime's own properties fit MLMD's MySQL schema (its int column is 32-bit: a
+    millisecond timestamp is recorded as a double)."""
+    from aiact.stage import stage_execution
+
+    run = RunInfo(run_id="mysql-stage", pipeline_name="test")
+    report = tmp_path / "report.json"
+    report.write_text("{}")
+    with stage_execution("data_preparation", run, mariadb_uri) as stage:
+        stage.wrote(lineage.DATA_VALIDATION_REPORT, report, str(report), "validation_report")
+    [execution] = LineageStore.connect(mariadb_uri).executions_of_run("mysql-stage")
+    assert execution.state == "COMPLETE"
+    assert float(execution.properties["started_at_ms"]) > 1.7e12
