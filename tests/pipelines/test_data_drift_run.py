@@ -21,8 +21,10 @@ def test_drifted_source_halts_at_the_data_gate(
         overrides={"baseline_dataset_uri": baseline.uri},
     )
     halted = run_local(drifted)
-    assert not halted.succeeded and "'data-preparation'" in halted.error
-    [execution] = store.executions_of_run(halted.run_id)
+    # The gate's task completes with its evidence; its verdict task halts the run.
+    assert not halted.succeeded and "'gate-verdict'" in halted.error
+    execution, verdict = store.executions_of_run(halted.run_id)
+    assert (execution.properties["verdict"], verdict.state) == ("breached", "FAILED")
     breaches = str(execution.properties["gate_breaches"]).split("; ")
     assert breaches and all(name.startswith("drift[") for name in breaches), breaches
     inputs = {a.name for a in store.artifacts_of_run(halted.run_id, lineage.DATASET)}

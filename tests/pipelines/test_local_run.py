@@ -138,7 +138,11 @@ def test_deployed_model_traces_to_raw_data_code_evaluation_and_approval(
     [registration_exec] = registrations
     registration_inputs = _inputs(store, registration_exec.id)
     events = store.get_events_by_execution_ids([registration_exec.id])
-    [registration_id] = [e.artifact_id for e in events if e.type == mlmd_pb.Event.OUTPUT]
+    [registration_id] = [  # (its other outputs: the model card and its page)
+        e.artifact_id
+        for e in events
+        if e.type == mlmd_pb.Event.OUTPUT and e.path.steps[0].key == "registration"
+    ]
     [registration] = store.get_artifacts_by_id([registration_id])
     attached = _props(registration)
     assert attached["stage"] == "staging"
@@ -333,7 +337,10 @@ def test_two_concurrent_runs_on_one_store_keep_their_identities(tmp_path: Path) 
     assert run_ids[0] != run_ids[1]
     config = LocalRunConfig(workdir=tmp_path)
     assert _stages(config, run_ids[0])["deployment"] == "COMPLETE"
-    assert _stages(config, run_ids[1]) == {"data_preparation": "FAILED"}
+    assert _stages(config, run_ids[1]) == {
+        "data_preparation": "COMPLETE",  # with the breach as its verdict
+        "data_preparation_verdict": "FAILED",
+    }
     import json
 
     for run_id, text in zip(run_ids, outputs, strict=True):

@@ -16,7 +16,7 @@ from aiact.custody import CHAIN
 from aiact.lineage import ArtifactRecord, ExecutionRecord, LineageStore, RunInfo
 from pipelines.run_output import StageMonitor, captured_output, stage_line
 
-STAGE_LINE = re.compile(r"^\[(\d)/8\] (\w+)\s+(COMPLETE|FAILED)\s")
+STAGE_LINE = re.compile(r"^\[(\d)/8\] (\w+)\s+(COMPLETE|FAILED|BREACHED)\s")
 SUMMARY = "== aiact run-local =="
 
 
@@ -210,19 +210,23 @@ def test_a_halted_run_prints_the_breach_in_its_stage_line(
     lines = _stage_lines(stdout)
     *passed, (stage, verdict, line) = lines
     assert [s for s, _, _ in lines] == list(CHAIN[: len(lines)])
-    assert all(v == "COMPLETE" for _, v, _ in passed) and verdict == "FAILED"
+    # The gate's task completed with the breach as its verdict; its verdict task halted the run.
+    assert all(v == "COMPLETE" for _, v, _ in passed) and verdict == "BREACHED"
     # The gate that halts a biased run (the evaluation's fairness checks, or the data gate's
     # favourable-rate checks where the policy has them): its line names every recorded breach.
     run_id = re.search(r"^run id:\s+(\S+)$", stdout, re.MULTILINE)
     assert run_id, stdout
     store = LineageStore.connect(f"sqlite://{workdir.resolve() / 'mlmd.sqlite'}")
-    [failed] = [e for e in store.executions_of_run(run_id.group(1)) if e.state == "FAILED"]
-    assert failed.stage == stage
+    executions = store.executions_of_run(run_id.group(1))
+    [halted] = [e for e in executions if e.state == "FAILED"]
+    assert halted.stage == f"{stage}_verdict"
+    [failed] = [e for e in executions if e.stage == stage]
+    assert failed.properties["verdict"] == "breached"
     breaches = [b.strip() for b in str(failed.properties["gate_breaches"]).split(";")]
     assert breaches and all(b in line for b in breaches), (breaches, line)
     if stage == "evaluation":
         assert "equalized_odds_difference[sex]" in line
-    assert "failed:" in stdout.split(SUMMARY)[0]
+    assert "halted by the gate's verdict task: gate" in stdout.split(SUMMARY)[0]
     assert "outcome:           HALTED" in stdout and _log_path(stdout).is_file()
 
 
@@ -232,5 +236,5 @@ def test_verbose_streams_the_executor_logs(runs: dict[str, tuple[int, str, str, 
     assert code == 1, stdout + stderr
     assert "Executing task" in stdout and "finished with status" in stdout
     # Streamed logs may end a line without a newline just before a stage line is printed.
-    assert re.search(r"\[1/8\] data_preparation +FAILED .*breaches: ", stdout), stdout
+    assert re.search(r"\[1/8\] data_preparation +BREACHED .*breaches: ", stdout), stdout
     assert "executor logs:" not in stdout and not (workdir / "logs").exists()
