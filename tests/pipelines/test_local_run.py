@@ -74,12 +74,13 @@ def test_every_evidence_task_gives_the_kfp_ui_something_readable(
 ) -> None:
     """What the KFP UI shows per task: each gate's Markdown verdict and HTML report, the
     deployment's Markdown summary (here: nothing applied to a cluster)."""
-    config, _ = clean_run
-    root = config.workdir / "pipeline_root"
+    config, result = clean_run
+    store = lineage.LineageStore.connect(config.metadata_uri)
+    [deployment] = store.artifacts_of_run(result.run_id, lineage.DEPLOYMENT)
+    root = Path(deployment.uri).parent.parent  # this run's folder of the pipeline root
 
     def text(task: str, output: str) -> str:
-        [found] = root.rglob(f"{task}/{output}")
-        return found.read_text()
+        return (root / task / output).read_text()
 
     for task, summary in (
         ("data-preparation", "validation_summary"),
