@@ -87,11 +87,15 @@ class Tracer:
             node.repeated = True
             return node
         self._seen.add(("artifact", artifact_id))
-        # Only the executions that wrote it (one indexed query): an artefact every run reads,
-        # such as the gate policy or the use case, has an INPUT event per run.
-        producers = queries.producers_of(self.store, artifact_id)
-        node.parents = [self.execution(execution.id, execution) for execution in producers]
+        node.parents = [
+            self.execution(execution.id, execution) for execution in self.producers(artifact_id)
+        ]
         return node
+
+    def producers(self, artifact_id: int) -> list[Any]:
+        """The executions that wrote an artefact. Only those (one indexed query): an artefact
+        every run reads, such as the gate policy or the use case, has an INPUT event per run."""
+        return list(queries.producers_of(self.store, artifact_id))
 
     def execution(self, execution_id: int, execution: Any = None) -> TraceNode:
         """The trace of one execution (read by id unless given) and its inputs."""

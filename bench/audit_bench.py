@@ -48,7 +48,7 @@ from ml_metadata.proto import metadata_store_pb2 as mlmd_pb
 from aiact import lineage, queries, runsummary
 from aiact.custody import default_through, find_models, verify_model
 from aiact.lineage import LineageStore, properties_of
-from aiact.trace import TraceNode, Tracer, latest_deployment, run_header, trace_artifact
+from aiact.trace import Tracer, latest_deployment, run_header, trace_artifact
 from components.evaluation.reference import production_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,23 +74,10 @@ class ScanTracer(Tracer):
     """Before: an artefact's producers found among ALL its events (a shared input, such as the
     gate policy or the use case, has one INPUT event per run)."""
 
-    def artifact(self, artifact_id: int) -> TraceNode:
-        [artifact] = self.mlmd.get_artifacts_by_id([artifact_id])
-        node = TraceNode(
-            "artifact",
-            self._type_name(artifact, "artifact"),
-            artifact.id,
-            uri=artifact.uri,
-            properties=properties_of(artifact),
-        )
-        if ("artifact", artifact_id) in self._seen:
-            node.repeated = True
-            return node
-        self._seen.add(("artifact", artifact_id))
+    def producers(self, artifact_id: int) -> list[Any]:
         events = self.mlmd.get_events_by_artifact_ids([artifact_id])
-        producers = sorted({e.execution_id for e in events if e.type == mlmd_pb.Event.OUTPUT})
-        node.parents = [self.execution(execution_id) for execution_id in producers]
-        return node
+        ids = sorted({e.execution_id for e in events if e.type == mlmd_pb.Event.OUTPUT})
+        return list(self.mlmd.get_executions_by_id(ids))
 
 
 def scan_trace_query(store: LineageStore) -> None:
