@@ -286,3 +286,13 @@ def test_unreadable_spec_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text("pipelineInfo: {name: x}\n")
     assert main(["verify-spec", str(bad)]) == 2
     assert "not a compiled KFP v2 pipeline spec" in capsys.readouterr().err
+
+
+def test_a_verdict_task_whose_gate_is_a_run_parameter_is_no_verdict(documents: list[Any]) -> None:
+    """The gate a verdict task judges must be a literal of the compiled DAG: wired to a run
+    parameter instead (which a submitter could set to another gate), the task no longer counts
+    as the evaluation gate's verdict, and the deployment is not behind it."""
+    task = _tasks(documents)["gate-verdict-3"]
+    task["inputs"]["parameters"]["gate"] = {"componentInputParameter": "model_name"}
+    violations = _violations(documents)
+    assert "no task runs the evaluation-verdict gate" in violations, violations
