@@ -296,3 +296,5 @@ def test_a_verdict_task_whose_gate_is_a_run_parameter_is_no_verdict(documents: l
     task["inputs"]["parameters"]["gate"] = {"componentInputParameter": "model_name"}
     violations = _violations(documents)
     assert "no task runs the evaluation-verdict gate" in violations, violations
+    # Told apart by the constant, not by accident: every verdict task is still one gate's.
+    assert not any("several gates" in v for v in violations), violations
