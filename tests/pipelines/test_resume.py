@@ -7,8 +7,9 @@ same seed deploys. Deleting the killed run's folder afterwards breaks none of th
 evidence.
 
 The stage is known to be running from its own `started` log event in the run's log file (the
-CLI sends every executor's log there); the test then kills at once, and checks that the stage
-indeed never completed in the killed run."""
+CLI sends every executor's log there); a test-only start-up hook (tests/pipelines/hold) holds
+the stage's process right after that line, so the kill lands inside the stage however fast it
+is, and the test checks that the stage indeed never completed in the killed run."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ pytestmark = pytest.mark.slow
 FAST = {"max_epochs": 12, "hidden_units": [16]}
 ROWS = 3000
 AIACT = str(Path(sys.executable).parent / "aiact")
+HOLD = Path(__file__).parent / "hold"
 # Content every run of these arguments produces identically: recorded once, whatever happens.
 DETERMINISTIC = (lineage.DATASET, lineage.FEATURE_SET, lineage.FEATURE_TRANSFORM, lineage.MODEL)
 
@@ -89,8 +91,18 @@ def _kill_inside(workdir: Path, stage: str, approver: str) -> tuple[str, str]:
     command += ["--hyperparameters", json.dumps(FAST), "--approval-timeout", "600"]
     if approver:
         command += ["--demo-approver", approver]
+    env = dict(os.environ)
+    if stage != "approval":  # approval is killed once its request is pending, not on `started`
+        # tests/pipelines/hold/sitecustomize.py holds the stage after its `started` log line, so
+        # even a stage that finishes in milliseconds (deployment) is killed inside itself.
+        env["AIACT_TEST_HOLD_STAGE"] = stage
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HOLD), env.get("PYTHONPATH", "")) if p)
     process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
     )
     deadline = time.monotonic() + 900
     try:
