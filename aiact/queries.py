@@ -32,6 +32,7 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # SQLite `"a\"b"` is a syntax error). Conditions on such values are checked in Python.
 _UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f]')
 _HEX = "0123456789abcdef"
+NEWEST_WINDOW = 1000  # artefact ids: the first window `newest_artifact` looks in
 
 
 def filter_literal(value: str) -> str:
@@ -101,9 +102,25 @@ def newest_artifact(
     *,
     extra: Sequence[str] = (),
 ) -> mlmd_pb.Artifact | None:
-    """The most recently recorded artefact of a type matching `where`, or None."""
-    found = query_artifacts(store, type_name, where, limit=1, extra=extra)
-    return found[0] if found else None
+    """The most recently recorded artefact of a type matching `where`, or None.
+
+    Asked first among the newest artefacts of any type (`id > newest - span`, the span growing
+    sixteenfold until it covers the store): the database then starts from the primary key's
+    end, not from every artefact of the type (the newest of 7,000 deployments in 1.3 ms instead
+    of 7 ms on SQLite at 10,000 runs). The first window with a match holds the newest match."""
+    top = store.store.get_artifacts(
+        list_options=ListOptions(limit=1, order_by=OrderByField.ID, is_asc=False)
+    )
+    if not top:
+        return None
+    span = NEWEST_WINDOW
+    while True:
+        low = top[0].id - span
+        window = [f"id > {low}"] if low > 0 else []
+        found = query_artifacts(store, type_name, where, limit=1, extra=[*extra, *window])
+        if found or not window:
+            return found[0] if found else None
+        span *= 16
 
 
 def production_models(store: LineageStore, model_name: str = "") -> list[mlmd_pb.Artifact]:
@@ -154,6 +171,17 @@ def producers_of(store: LineageStore, artifact_id: int) -> list[Any]:
     """The executions with an OUTPUT event on the artefact, oldest first: one filter query on
     the indexed events, never every event of the artefact (a shared input has one per run)."""
     query = f"events_0.artifact_id = {int(artifact_id)} AND events_0.type = OUTPUT"
+    options = ListOptions(filter_query=query, order_by=OrderByField.ID, is_asc=True)
+    return list(store.store.get_executions(list_options=options))
+
+
+def producers_of_many(store: LineageStore, artifact_ids: Sequence[int]) -> list[Any]:
+    """The executions with an OUTPUT event on any of the artefacts, oldest first: one filter
+    query for a whole level of a lineage walk (which artefact each wrote is in its events)."""
+    if not artifact_ids:
+        return []
+    listed = ", ".join(str(int(i)) for i in sorted(set(artifact_ids)))
+    query = f"events_0.artifact_id IN ({listed}) AND events_0.type = OUTPUT"
     options = ListOptions(filter_query=query, order_by=OrderByField.ID, is_asc=True)
     return list(store.store.get_executions(list_options=options))
 
