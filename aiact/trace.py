@@ -285,4 +285,3 @@ def run_header(store: LineageStore, artifact_id: int) -> list[str]:
             f"environment={props.get('environment', '') or '-'}"
         )
     return lines
-
