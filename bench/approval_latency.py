@@ -23,52 +23,40 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiact import lineage
 from aiact.approval import APPROVED, Decision, backend_from_uri
-from aiact.hashing import sha256_path
-from aiact.lineage import ArtifactRecord, LineageStore, RunInfo
+from aiact.lineage import RunInfo
 from components.approval.core import utc_now
 from components.approval.executor import run_approval
 from tests.aiact.k8s_emulator import EmulatedApiServer, emulated_api_server
+from tests.chain import record_chain
 
 NAMESPACE = "bench"
 
 
 def _stage_args(workdir: Path, metadata_uri: str, run: RunInfo) -> dict[str, Any]:
-    """Upstream artefacts recorded as outputs of completed stages, and the stage's arguments."""
-    model = workdir / "model"
-    model.mkdir()
-    (model / "model.pt").write_bytes(run.run_id.encode())
-    reports = {}
-    for role in ("evaluation_report", "integration_report"):
-        reports[role] = workdir / f"{role}.json"
-        reports[role].write_text(json.dumps({"run": run.run_id, "passed": True}))
-    store = LineageStore.connect(metadata_uri)
-    for type_name, path in (
-        (lineage.MODEL, model),
-        (lineage.EVALUATION_REPORT, reports["evaluation_report"]),
-        (lineage.INTEGRATION_TEST_REPORT, reports["integration_report"]),
-    ):
-        record = ArtifactRecord(type_name, str(path), sha256_path(path), "output")
-        store.record_execution(
-            run=run, stage="upstream", inputs=[], outputs=[record], succeeded=True, properties={}
-        )
+    """The stage's arguments, its inputs recorded as outputs of a consistent chain of completed
+    stages through the integration gate's verdict (tests/chain.py: real files, real digests),
+    so that the stage's custody check of its upstream passes as in a real run."""
+    paths = record_chain(metadata_uri, run, workdir / "upstream")
+    model, verdict = paths["model"], paths["integration_testing_verdict"]
     return {
         "metadata_uri": metadata_uri,
         "backend_uri": f"kubernetes://{NAMESPACE}",
         "model_name": "credit-scoring",
         "model_dir": model,
         "model_uri": str(model),
-        "evaluation_report_path": reports["evaluation_report"],
-        "evaluation_report_uri": str(reports["evaluation_report"]),
-        "integration_report_path": reports["integration_report"],
-        "integration_report_uri": str(reports["integration_report"]),
+        "evaluation_report_path": paths["evaluation_report"],
+        "evaluation_report_uri": str(paths["evaluation_report"]),
+        "integration_report_path": paths["integration_report"],
+        "integration_report_uri": str(paths["integration_report"]),
         "requested_by": "carol",
         "approver_group": "aiact-approvers",
         "demo_approver": "",
         "timeout_s": 60.0,
         "approval_path": workdir / "approval.json",
         "approval_uri": str(workdir / "approval.json"),
+        "integration_verdict_path": verdict,
+        "integration_verdict_uri": str(verdict),
     }
 
 
@@ -107,7 +95,9 @@ def main() -> None:
     """Measure and print the latency."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
-    runs = parser.parse_args().runs
+    parser.add_argument("--json", type=Path, help="also write the figures here (bench/goals.py)")
+    args = parser.parse_args()
+    runs = args.runs
     samples = []
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -127,6 +117,10 @@ def main() -> None:
         f"median {statistics.median(ms):.1f} ms, max {ms[-1]:.1f} ms, min {ms[0]:.1f} ms "
         f"(goal < 1000 ms: {'met' if ms[-1] < 1000 else 'MISSED'})"
     )
+    if args.json:
+        args.json.write_text(
+            json.dumps({"median_ms": statistics.median(ms), "max_ms": ms[-1], "runs": runs})
+        )
 
 
 if __name__ == "__main__":

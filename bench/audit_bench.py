@@ -31,6 +31,7 @@ prints every run, so its output, and time, grow with the store by definition).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import socket
 import subprocess
@@ -431,7 +432,9 @@ def main() -> None:
     parser.add_argument("--process-reps", type=int, default=5)
     parser.add_argument("--real-run", type=Path, help="a run-local work directory to reuse")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the figures here (bench/goals.py)")
     args = parser.parse_args()
+    figures: dict[str, dict[int, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         root = args.workdir or Path(scratch)
         root.mkdir(parents=True, exist_ok=True)
@@ -459,6 +462,16 @@ def main() -> None:
                 if server is not None:
                     server.__exit__(None, None, None)
             report(backend, results, args.reps)
+            figures[backend] = {
+                size: {
+                    "trace_p50_ms": result["inproc"]["trace"][0],
+                    "trace_p95_ms": result["inproc"]["trace"][1],
+                    "trace_process_s": result["process"]["aiact trace"],
+                }
+                for size, result in results.items()
+            }
+        if args.json:
+            args.json.write_text(json.dumps({"reps": args.reps, **figures}))
 
 
 if __name__ == "__main__":

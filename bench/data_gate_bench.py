@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/aiact-bench"))
     parser.add_argument("--worker", nargs=3, metavar=("KIND", "DATA", "SCHEMA"))
+    parser.add_argument("--json", type=Path, help="also write the medians here (bench/goals.py)")
     args = parser.parse_args()
     if args.worker:
         kind, data, schema = args.worker
@@ -149,6 +150,20 @@ def main() -> None:
         f"gate peak {max(float(str(r['peak_rss_mb'])) for r in runs['gate']):.0f} MiB "
         f"(goal < 1536 MiB); verdicts {sorted(verdicts)}"
     )
+    if args.json:
+        gate_peak = max(float(str(r["peak_rss_mb"])) for r in runs["gate"])
+        args.json.write_text(
+            json.dumps(
+                {
+                    "gate_s": medians["gate"],
+                    "tfdv_s": medians["tfdv"],
+                    "ratio": ratio,
+                    "gate_peak_mib": gate_peak,
+                    "repeat": args.repeat,
+                    "rows": args.rows,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

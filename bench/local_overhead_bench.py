@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="keep the runs here")
     parser.add_argument("--in-process", nargs=3, type=Path, metavar=("LOG", "FROM", "TO"))
+    parser.add_argument("--json", type=Path, help="also write the medians here (bench/goals.py)")
     args = parser.parse_args()
     if args.in_process:
         run_in_process(*args.in_process)
@@ -154,6 +155,19 @@ def main() -> None:
             f"overhead: run-local / one process = {local / one:.2f}x (goal <= 1.3x); "
             f"before the fast exit {slow / one:.2f}x; the fast exit saves {slow - local:.1f} s"
         )
+        if args.json:
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "local_s": local,
+                        "no_fast_exit_s": slow,
+                        "one_process_s": one,
+                        "ratio": local / one,
+                        "reps": args.reps,
+                        "tasks": tasks,
+                    }
+                )
+            )
 
 
 if __name__ == "__main__":
