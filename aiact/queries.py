@@ -176,14 +176,15 @@ def producers_of(store: LineageStore, artifact_id: int) -> list[Any]:
 
 
 def producers_of_many(store: LineageStore, artifact_ids: Sequence[int]) -> list[Any]:
-    """The executions with an OUTPUT event on any of the artefacts, oldest first: one filter
-    query for a whole level of a lineage walk (which artefact each wrote is in its events)."""
-    if not artifact_ids:
-        return []
-    listed = ", ".join(str(int(i)) for i in sorted(set(artifact_ids)))
-    query = f"events_0.artifact_id IN ({listed}) AND events_0.type = OUTPUT"
-    options = ListOptions(filter_query=query, order_by=OrderByField.ID, is_asc=True)
-    return list(store.store.get_executions(list_options=options))
+    """The executions with an OUTPUT event on any of the artefacts, oldest first, each once:
+    one `producers_of` query per artefact. Not one query with `events_0.artifact_id IN (...)`:
+    MLMD's SQL for a list makes MariaDB scan the events (430 ms for 20 artefacts at 10,000
+    runs, against 2 ms per artefact); SQLite is about as fast either way."""
+    found: dict[int, Any] = {}
+    for artifact_id in sorted(set(artifact_ids)):
+        for execution in producers_of(store, artifact_id):
+            found.setdefault(execution.id, execution)
+    return [found[i] for i in sorted(found)]
 
 
 def executions_of_run(store: LineageStore, run_id: str) -> list[Any]:
