@@ -57,14 +57,13 @@ class Tracer:
     """Walks events upstream from an artefact.
 
     `artifact()` first reads the whole upstream lineage into caches (`prefetch`), and the walk
-    then reads from them. The traced artefact's producers come from one filter query on the
-    indexed events; their pipeline run (its executions and their events: two queries) then
-    answers which execution of that run wrote each artefact the run produced. What the run read
-    but did not produce (the raw data, the policy, a reference model of an earlier run) is
-    asked for in one more filter query, and what lies upstream of that one level (one query)
-    at a time. So an artefact the run produced is traced
-    through that run's execution; another run that produced the same content (a rerun, the run
-    a resumed run reused) is not walked from this trace."""
+    then reads from them. The traced artefact's producers come from one indexed query; their
+    pipeline run (its executions and their events: two queries) then answers which execution of
+    that run wrote each artefact the run produced. What the run read but did not produce (the
+    raw data, the policy, a reference model of an earlier run) is asked for next, one indexed
+    query per artefact, and so on upstream of that, one level at a time. So an artefact the run
+    produced is traced through that run's execution; another run that produced the same content
+    (a rerun, the run a resumed run reused) is not walked from this trace."""
 
     def __init__(self, store: LineageStore) -> None:
         self.store = store
@@ -87,33 +86,40 @@ class Tracer:
             for event in self.mlmd.get_events_by_execution_ids([e.id for e in new]):
                 self._events[event.execution_id].append(event)
 
-    def _home_runs(self, writers: list[Any]) -> list[Any]:
-        """The executions of the pipeline runs the traced artefact's producers belong to."""
-        executions: list[Any] = []
-        for run_id in sorted({str(properties_of(e).get("run_id", "")) for e in writers} - {""}):
-            context = self.mlmd.get_context_by_type_and_name(lineage.RUN_CONTEXT_TYPE, run_id)
-            if context is not None:
-                executions += self.mlmd.get_executions_by_context(context.id)
-        return executions
+    def _outputs(self, executions: list[Any], wanted: Any) -> dict[int, list[Any]]:
+        """Which of (cached) `executions` wrote each artefact for which `wanted(id)` holds,
+        oldest first."""
+        found: dict[int, dict[int, Any]] = {}
+        for execution in executions:
+            for event in self._events[execution.id]:
+                if event.type == mlmd_pb.Event.OUTPUT and wanted(event.artifact_id):
+                    found.setdefault(event.artifact_id, {})[execution.id] = execution
+        return {key: [by_id[i] for i in sorted(by_id)] for key, by_id in found.items()}
 
-    def _resolve_inputs_from_outside(self, home: list[Any]) -> None:
-        """What the home run read but did not produce: its producers in one query, and every
-        artefact the run's events name in one more."""
+    def _resolve(self, artifact_ids: list[int]) -> list[Any]:
+        """The producers of artefacts not resolved yet, into the cache; returns them."""
+        writers = list(queries.producers_of_many(self.store, artifact_ids))
+        self._load(writers)
+        found = self._outputs(writers, set(artifact_ids).__contains__)
+        for key in artifact_ids:
+            self._producers[key] = found.get(key, [])
+        return writers
+
+    def _home_run(self, writers: list[Any]) -> None:
+        """The run(s) of the traced artefact's producers: which of their executions wrote each
+        artefact they produced, then the producers of what they read from outside."""
+        home: list[Any] = []
+        for run_id in sorted({str(properties_of(e).get("run_id", "")) for e in writers} - {""}):
+            home += queries.executions_of_run(self.store, run_id)
+        self._load(home)
+        for key, executions in self._outputs(home, lambda i: i not in self._producers).items():
+            self._producers[key] = executions
         named = {event.artifact_id for e in home for event in self._events[e.id]}
         for artifact in self.mlmd.get_artifacts_by_id(sorted(named - set(self._artifacts))):
             self._artifacts[artifact.id] = artifact
         outside = sorted(named - set(self._producers))
-        if not outside:
-            return
-        writers = self._many_producers(outside)
-        self._load(writers)
-        found: dict[int, dict[int, Any]] = {i: {} for i in outside}
-        for execution in writers:
-            for event in self._events[execution.id]:
-                if event.type == mlmd_pb.Event.OUTPUT and event.artifact_id in found:
-                    found[event.artifact_id][execution.id] = execution
-        for key, executions in found.items():
-            self._producers[key] = [executions[i] for i in sorted(executions)]
+        if outside:
+            self._resolve(outside)
 
     def prefetch(self, artifact_id: int) -> None:
         """Read everything upstream of an artefact into the caches."""
@@ -125,23 +131,9 @@ class Tracer:
             for artifact in self.mlmd.get_artifacts_by_id(missing) if missing else []:
                 self._artifacts[artifact.id] = artifact
             unknown = sorted(frontier - set(self._producers))
-            writers = self._many_producers(unknown) if unknown else []
-            home = self._home_runs(writers) if first else []
-            self._load(writers + home)
-            found: dict[int, dict[int, Any]] = {i: {} for i in unknown}
-            for execution in writers:
-                for event in self._events[execution.id]:
-                    if event.type == mlmd_pb.Event.OUTPUT and event.artifact_id in found:
-                        found[event.artifact_id][execution.id] = execution
-            in_run: dict[int, dict[int, Any]] = {}
-            for execution in home:
-                for event in self._events[execution.id]:
-                    if event.type == mlmd_pb.Event.OUTPUT and event.artifact_id not in found:
-                        in_run.setdefault(event.artifact_id, {})[execution.id] = execution
-            for key, executions in (found | in_run).items():
-                self._producers.setdefault(key, [executions[i] for i in sorted(executions)])
-            if home:
-                self._resolve_inputs_from_outside(home)
+            writers = self._resolve(unknown) if unknown else []
+            if first:
+                self._home_run(writers)
             upstream: set[int] = set()
             for key in frontier:
                 for execution in self._producers.get(key, []):
@@ -151,9 +143,6 @@ class Tracer:
             frontier = upstream - visited
             visited |= frontier
             first = False
-
-    def _many_producers(self, artifact_ids: list[int]) -> list[Any]:
-        return list(queries.producers_of_many(self.store, artifact_ids))
 
     def _type_name(self, node: Any, kind: str) -> str:
         if node.type_id not in self._type_names:

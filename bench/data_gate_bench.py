@@ -145,13 +145,13 @@ def main() -> None:
         (r["passed"], *list(r["breaches"]))  # type: ignore[call-overload]
         for r in runs["gate"]
     }
+    gate_peak = max(float(str(r["peak_rss_mb"])) for r in runs["gate"])
     print(
         f"gate throughput = {ratio:.2f}x TFDV's (goal >= 10x; medians of {args.repeat}); "
-        f"gate peak {max(float(str(r['peak_rss_mb'])) for r in runs['gate']):.0f} MiB "
+        f"gate peak {gate_peak:.0f} MiB "
         f"(goal < 1536 MiB); verdicts {sorted(verdicts)}"
     )
     if args.json:
-        gate_peak = max(float(str(r["peak_rss_mb"])) for r in runs["gate"])
         args.json.write_text(
             json.dumps(
                 {
