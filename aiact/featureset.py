@@ -6,22 +6,31 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from aiact.evidence import write_atomic
+
+if TYPE_CHECKING:  # pandas is imported where frames are read (training reads none)
+    import pandas as pd
 
 SPLITS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
-class FeatureSplit:
+class LabelledMatrix:
+    """One split's model matrix and labels: all that training reads."""
+
+    features: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class FeatureSplit(LabelledMatrix):
     """One split: raw rows, model matrix, labels and protected attributes."""
 
     raw: pd.DataFrame
-    features: np.ndarray
-    labels: np.ndarray
     groups: pd.DataFrame
 
 
@@ -38,10 +47,29 @@ def save_feature_set(directory: Path, splits: dict[str, FeatureSplit], names: li
         split.raw.to_csv(target / "raw.csv", index=False)
 
 
-def load_feature_set(directory: Path) -> dict[str, FeatureSplit]:
-    """Read a feature set written by save_feature_set."""
+def _require_feature_set(directory: Path) -> None:
     if not (directory / "feature_names.json").is_file():
         raise FileNotFoundError(f"{directory} is not a feature set (no feature_names.json)")
+
+
+def load_matrices(directory: Path) -> dict[str, LabelledMatrix]:
+    """Read only the model matrices and labels of a feature set (no raw rows or groups, so no
+    pandas: a training process does not pay for importing it)."""
+    _require_feature_set(directory)
+    return {
+        name: LabelledMatrix(
+            features=np.load(directory / name / "features.npy", allow_pickle=False),
+            labels=np.load(directory / name / "labels.npy", allow_pickle=False),
+        )
+        for name in SPLITS
+    }
+
+
+def load_feature_set(directory: Path) -> dict[str, FeatureSplit]:
+    """Read a feature set written by save_feature_set."""
+    import pandas as pd
+
+    _require_feature_set(directory)
     return {
         name: FeatureSplit(
             raw=pd.read_csv(directory / name / "raw.csv"),

@@ -8,15 +8,17 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from aiact.evidence import write_atomic
 from aiact.transform import FittedTransform
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 WEIGHTS = "weights.pt"
 MANIFEST = "model.json"

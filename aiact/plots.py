@@ -17,10 +17,9 @@ from typing import Any
 
 import matplotlib
 
-matplotlib.use("Agg")
+matplotlib.use("Agg")  # for any pyplot user in the process (scikit-learn's displays)
 
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -40,9 +39,13 @@ _XML_HEADER = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 
 
 def new_figure(width: float = 6.0, height: float = 3.6) -> tuple[Figure, Any]:
-    """A figure with one axes (inches); close it with `to_svg`."""
-    figure, axes = plt.subplots(figsize=(width, height), layout="constrained")
-    return figure, axes
+    """A figure with one axes (inches); render it with `to_svg`.
+
+    Figures are made with matplotlib's object API, never `pyplot`: no global figure registry
+    to close, no GUI backend, and a stage process that draws a figure does not pay ~0.4 s for
+    importing pyplot."""
+    figure = Figure(figsize=(width, height), layout="constrained")
+    return figure, figure.subplots()
 
 
 def to_svg(figure: Figure, title: str = "") -> str:
@@ -51,7 +54,6 @@ def to_svg(figure: Figure, title: str = "") -> str:
     `title` becomes the figure's caption and its accessible name."""
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(figure)
     svg = _XML_HEADER.sub("", buffer.getvalue(), count=1)
     if not title:
         return f"<figure>{svg}</figure>"
@@ -169,14 +171,8 @@ def reliability_curve(bins: Sequence[Mapping[str, float]], title: str) -> str:
     Returns:
         An inline `<figure>` (see `to_svg`).
     """
-    figure, (curve, counts) = plt.subplots(
-        2,
-        1,
-        figsize=(5.6, 5.4),
-        sharex=True,
-        height_ratios=(3, 1.3),
-        layout="constrained",
-    )
+    figure = Figure(figsize=(5.6, 5.4), layout="constrained")
+    curve, counts = figure.subplots(2, 1, sharex=True, height_ratios=(3, 1.3))
     predicted = [float(b["mean_score"]) for b in bins]
     observed = [float(b["observed_rate"]) for b in bins]
     curve.plot(

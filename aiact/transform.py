@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from aiact.evidence import write_atomic
 from aiact.specs import FeatureSpec
+
+if TYPE_CHECKING:  # pandas is imported where frames are transformed (training loads none)
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class FittedTransform:
     def apply(self, frame: pd.DataFrame) -> np.ndarray:
         """Transform raw rows into a float32 matrix; missing numerics get the fitted median,
         unknown or missing categories encode as all zeros."""
+        import pandas as pd
+
         missing = [c for c in self.raw_columns if c not in frame.columns]
         if missing:
             raise ValueError(f"records lack required columns: {', '.join(missing)}")
@@ -99,6 +103,8 @@ class FittedTransform:
 
 def fit_transform(train: pd.DataFrame, spec: FeatureSpec) -> FittedTransform:
     """Fit imputation and scaling on the training split only."""
+    import pandas as pd
+
     numeric = {}
     for feature in spec.numeric:
         values = pd.to_numeric(train[feature.name], errors="raise").astype("float64")

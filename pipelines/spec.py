@@ -60,12 +60,14 @@ def compile_documents(
 ) -> list[dict[str, Any]]:
     """Compile the pipeline (training on `resources`, else the defaults; stage images pinned
     to `image_digests` when given) and embed its hash; returns the YAML documents."""
-    from pipelines.compliance_pipeline import build_pipeline
+    from pipelines import compliance_pipeline as module
 
+    # The default pipeline is the very object `aiact run-local` runs (built at import).
+    pipeline = module.build_pipeline(resources) if resources else module.compliance_pipeline
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "pipeline.yaml"
-        compiler.Compiler().compile(build_pipeline(resources), str(target))
-        documents = [d for d in yaml.safe_load_all(target.read_text()) if d]
+        compiler.Compiler().compile(pipeline, str(target))
+        documents = _load_all(target.read_text())
     if image_digests:
         pin_images(documents, image_digests)
     parameter = _hash_parameter(documents[0])
@@ -80,9 +82,16 @@ def render(documents: list[dict[str, Any]]) -> str:
     return header + yaml.safe_dump_all(documents, sort_keys=True, width=100)
 
 
+def _load_all(text: str) -> list[dict[str, Any]]:
+    """The documents of a YAML stream, parsed by libyaml where PyYAML has it (a compiled spec
+    parses ~10x faster than with the pure-Python loader; the same safe constructors)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [d for d in yaml.load_all(text, Loader=loader) if d]
+
+
 def load_documents(path: Path = SPEC_PATH) -> list[dict[str, Any]]:
     """Read a compiled spec."""
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return _load_all(path.read_text())
 
 
 def embedded_sha256(documents: list[dict[str, Any]]) -> str:
@@ -136,7 +145,7 @@ def compile_component(
         compiler.Compiler().compile(component_function(stage), str(target))
         text = target.read_text()
     header = [line for line in text.splitlines() if line.startswith("#")]
-    [document] = [d for d in yaml.safe_load_all(text) if d]
+    [document] = _load_all(text)
     if image_digests:
         pin_images([document], image_digests)
     return header, document

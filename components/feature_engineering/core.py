@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from aiact.featureset import SPLITS, FeatureSplit
 from aiact.policy import Check, GateResult, at_least, at_most, must_hold
 from aiact.specs import FeatureSpec
 from aiact.transform import FittedTransform, fit_transform
+from components.feature_engineering.split import stratified_split
 
 GATE = "feature_spec"
 
@@ -48,13 +48,14 @@ def split_frame(
     fractions = fractions or DEFAULT_FRACTIONS
     stratum = strata(frame, spec)
     holdout = fractions["validation"] + fractions["test"]
-    train, rest = train_test_split(frame, test_size=holdout, random_state=seed, stratify=stratum)
-    validation, test = train_test_split(
-        rest,
-        test_size=fractions["test"] / holdout,
-        random_state=seed,
-        stratify=stratum.loc[rest.index],
+    # Positional indexing, as scikit-learn's train_test_split (whose selection
+    # stratified_split reproduces exactly, without its ~1.3 s import) indexes a frame.
+    train_at, rest_at = stratified_split(stratum, holdout, seed)
+    train, rest = frame.iloc[train_at], frame.iloc[rest_at]
+    validation_at, test_at = stratified_split(
+        stratum.iloc[rest_at], fractions["test"] / holdout, seed
     )
+    validation, test = rest.iloc[validation_at], rest.iloc[test_at]
     return {
         name: part.sort_index().reset_index(drop=True)
         for name, part in zip(SPLITS, (train, validation, test), strict=True)

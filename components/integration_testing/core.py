@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -31,8 +31,10 @@ import pandas as pd
 
 import aiact
 from aiact import serving
-from aiact.model_package import ModelPackage
 from aiact.policy import Check, GateResult, at_most, must_hold
+
+if TYPE_CHECKING:  # torch is imported only where the model is loaded (see the executor)
+    from aiact.model_package import ModelPackage
 
 GATE = "integration"
 # Served vs evaluated probabilities: the same weights, float32 arithmetic, two processes.

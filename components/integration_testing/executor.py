@@ -5,16 +5,19 @@ report and the server's log."""
 
 from __future__ import annotations
 
+import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from aiact import lineage
 from aiact.evidence import build_report, page_type, write_report, write_summary
 from aiact.featureset import load_feature_set
 from aiact.lineage import PropertyValue, RunInfo
-from aiact.model_package import load_model_package
 from aiact.platform import SERVICE_ACCOUNT_DIR, PlatformError
 from aiact.policy import GateResult, must_hold, section
 from aiact.stage import stage_execution
@@ -22,8 +25,21 @@ from aiact.usecase import load_use_case, record_of, resolve_policy
 from components.images import SERVING_IMAGE
 from components.integration_testing import cluster, core
 
+if TYPE_CHECKING:
+    from aiact.model_package import ModelPackage
+
 STAGE = "integration_testing"
 LOCAL, KUBERNETES = "local-process", "kubernetes"
+
+
+def _expected(model_dir: Path, features: np.ndarray) -> tuple[ModelPackage, np.ndarray]:
+    """The model package and its probabilities on the holdout's feature matrix (the
+    reference the served predictions are compared with). Runs while the server starts: the
+    import of torch (~1.5 s) and the scoring overlap the model server's start-up."""
+    from aiact.model_package import load_model_package
+
+    package = load_model_package(model_dir)
+    return package, package.predict_proba(features)
 
 
 def in_cluster(service_account_dir: Path = SERVICE_ACCOUNT_DIR) -> bool:
@@ -138,9 +154,13 @@ def run_integration_testing(
             custody.digest("data_preparation", "use_case"),
             "data preparation read",
         )
-        package = load_model_package(model_dir)
         holdout = load_feature_set(feature_set_dir)["test"]
-        expected = package.predict_proba(holdout.features)
+        # The model server is started from the package's manifest; the package itself (torch)
+        # is loaded and scored in a thread while the server starts (`_expected`).
+        manifest_path = model_dir / "model.json"
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{model_dir} is not a model package (no model.json)")
+        manifest = json.loads(manifest_path.read_text())
         options = serving or core.ServingOptions()
         environment = KUBERNETES if in_cluster(service_account_dir) else LOCAL
         log_path = server_log_path or report_path.with_name(f"{report_path.stem}.server.log")
@@ -152,7 +172,7 @@ def run_integration_testing(
             model_dir=model_dir,
             model_uri=model_uri,
             model_sha256=model.content_sha256,
-            model_name=str(package.manifest["model_name"]),
+            model_name=str(manifest["model_name"]),
             run_id=stage.run.run_id,
             log_path=log_path,
             options=options,
@@ -161,10 +181,13 @@ def run_integration_testing(
         )
         thresholds = section(policy, "integration")
         try:
-            with served as server:
-                gate, evidence = core.run_integration_tests(
-                    server, package, holdout.raw, expected, thresholds, options
-                )
+            with ThreadPoolExecutor(1, thread_name_prefix="expected") as pool:
+                scoring = pool.submit(_expected, model_dir, holdout.features)
+                with served as server:
+                    package, expected = scoring.result()
+                    gate, evidence = core.run_integration_tests(
+                        server, package, holdout.raw, expected, thresholds, options
+                    )
         except core.ServingError as exc:
             gate = GateResult(core.GATE, (must_hold("model_server", False, str(exc)),))
             evidence = {}

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aiact.featureset import FeatureSplit
+from aiact.featureset import LabelledMatrix
 from aiact.model_package import TabularMLP
 
 
@@ -96,8 +96,8 @@ def _loss(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> flo
 
 
 def train_model(
-    train: FeatureSplit,
-    validation: FeatureSplit,
+    train: LabelledMatrix,
+    validation: LabelledMatrix,
     params: Hyperparameters,
     seed: int,
     device: torch.device,

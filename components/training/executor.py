@@ -11,7 +11,7 @@ from typing import Any
 
 from aiact import lineage
 from aiact.evidence import page_type, write_atomic, write_json
-from aiact.featureset import load_feature_set
+from aiact.featureset import load_matrices
 from aiact.hashing import sha256_json
 from aiact.lineage import PropertyValue, RunInfo
 from aiact.model_package import save_model_package
@@ -91,7 +91,7 @@ def run_training(
         ) is not None:
             return reused
         params = core.Hyperparameters.from_dict(hyperparameters)
-        splits = load_feature_set(feature_set_dir)
+        splits = load_matrices(feature_set_dir)
         transform = FittedTransform.load(transform_path)
         result = core.train_model(
             splits["train"], splits["validation"], params, seed, core.select_device(device)
