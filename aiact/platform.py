@@ -44,8 +44,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from aiact.hashing import sha256_json
 from aiact.policy import check_floor
 
@@ -331,6 +329,8 @@ def parse_platform(text: str, *, namespace: str, source: str) -> PlatformConfig:
     Raises:
         PlatformError: On malformed YAML, unknown or missing fields, or an invalid result.
     """
+    import yaml  # only where a configuration is read: most stage processes read none
+
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -8,8 +8,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aiact.hashing import sha256_json
 
 DEFAULT_POLICY = "policy.yaml"
@@ -116,6 +114,8 @@ def load_policy(path: Path | None = None) -> dict[str, Any]:
         from aiact.usecase import BUNDLED_USE_CASE
 
         path = BUNDLED_USE_CASE / DEFAULT_POLICY
+    import yaml
+
     policy = yaml.safe_load(path.read_text())
     if not isinstance(policy, dict) or "version" not in policy:
         raise ValueError(f"gate policy {path or DEFAULT_POLICY} must be a mapping with 'version'")
