@@ -217,9 +217,12 @@ class RetryingStore:
 class LineageStore:
     """The suite's view of one ML Metadata store."""
 
-    def __init__(self, store: metadata_store.MetadataStore) -> None:
+    def __init__(self, store: metadata_store.MetadataStore, backend: str = "") -> None:
         self.store: Any = RetryingStore(store) if not isinstance(store, RetryingStore) else store
         self._type_ids: dict[tuple[str, str], int] = {}
+        # The database behind the store when it is known ("sqlite", "mysql", "fake_database";
+        # "" for a gRPC server): queries whose best form differs by database ask for it.
+        self.backend = backend
 
     @classmethod
     def connect(cls, uri: str) -> LineageStore:
@@ -228,7 +231,8 @@ class LineageStore:
         deadline = time.monotonic() + RETRY_DEADLINE_S
         while True:
             try:
-                return cls(metadata_store.MetadataStore(config))
+                backend = config.WhichOneof("config") if hasattr(config, "sqlite") else ""
+                return cls(metadata_store.MetadataStore(config), backend or "")
             except (mlmd_errors.AbortedError, mlmd_errors.InternalError) as exc:
                 if "locked" not in str(exc).lower() and not isinstance(
                     exc, mlmd_errors.AbortedError

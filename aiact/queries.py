@@ -33,6 +33,8 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _UNSAFE = re.compile(r'[\\"\x00-\x1f\x7f]')
 _HEX = "0123456789abcdef"
 NEWEST_WINDOW = 1000  # artefact ids: the first window `newest_artifact` looks in
+# Databases on which one filter query with an id list beats a query per id (producers_of_many).
+SINGLE_QUERY_BACKENDS = ("sqlite", "fake_database")
 
 
 def filter_literal(value: str) -> str:
@@ -176,12 +178,22 @@ def producers_of(store: LineageStore, artifact_id: int) -> list[Any]:
 
 
 def producers_of_many(store: LineageStore, artifact_ids: Sequence[int]) -> list[Any]:
-    """The executions with an OUTPUT event on any of the artefacts, oldest first, each once:
-    one `producers_of` query per artefact. Not one query with `events_0.artifact_id IN (...)`:
-    MLMD's SQL for a list makes MariaDB scan the events (430 ms for 20 artefacts at 10,000
-    runs, against 2 ms per artefact); SQLite is about as fast either way."""
+    """The executions with an OUTPUT event on any of the artefacts, oldest first, each once.
+
+    On SQLite one filter query with an `IN (...)` list (3.8 ms for the three artefacts a run
+    reads from outside at 10,000 runs, against 6.7 ms asked one by one: a shared input such as
+    the gate policy has an INPUT event per run, which each query filters out). Elsewhere one
+    `producers_of` query per artefact: MLMD's SQL for a list makes MariaDB scan the events
+    (430 ms for 20 artefacts at 10,000 runs, against 2 ms per artefact)."""
+    ids = sorted({int(i) for i in artifact_ids})
+    if len(ids) > 1 and store.backend in SINGLE_QUERY_BACKENDS:
+        listed = ", ".join(str(i) for i in ids)
+        query = f"events_0.artifact_id IN ({listed}) AND events_0.type = OUTPUT"
+        options = ListOptions(filter_query=query, order_by=OrderByField.ID, is_asc=True)
+        unique = {e.id: e for e in store.store.get_executions(list_options=options)}
+        return [unique[i] for i in sorted(unique)]
     found: dict[int, Any] = {}
-    for artifact_id in sorted(set(artifact_ids)):
+    for artifact_id in ids:
         for execution in producers_of(store, artifact_id):
             found.setdefault(execution.id, execution)
     return [found[i] for i in sorted(found)]

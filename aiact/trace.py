@@ -68,7 +68,7 @@ class Tracer:
     def __init__(self, store: LineageStore) -> None:
         self.store = store
         self.mlmd = store.store
-        self._type_names: dict[int, str] = {}
+        self._type_names: dict[str, dict[int, str]] = {}
         self._seen: set[tuple[str, int]] = set()
         self._artifacts: dict[int, Any] = {}
         self._producers: dict[int, list[Any]] = {}
@@ -145,15 +145,19 @@ class Tracer:
             first = False
 
     def _type_name(self, node: Any, kind: str) -> str:
-        if node.type_id not in self._type_names:
+        """The name of a node's type. The types of every node read so far are asked for in one
+        query per kind (by id), not one query per type met."""
+        names = self._type_names.setdefault(kind, {})
+        if node.type_id not in names:
+            nodes = self._artifacts.values() if kind == "artifact" else self._executions.values()
+            wanted = sorted({n.type_id for n in nodes} - set(names) | {node.type_id})
             getter = (
                 self.mlmd.get_artifact_types_by_id
                 if kind == "artifact"
                 else self.mlmd.get_execution_types_by_id
             )
-            [found] = getter([node.type_id])
-            self._type_names[node.type_id] = found.name
-        return self._type_names[node.type_id]
+            names.update((t.id, t.name) for t in getter(wanted))
+        return names.get(node.type_id, kind)
 
     def artifact(self, artifact_id: int) -> TraceNode:
         """The trace of one artefact, upstream to the data it came from."""
