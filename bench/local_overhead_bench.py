@@ -151,9 +151,14 @@ def main() -> None:
             f"aiact run-local {local:.1f} s, without the fast exit {slow:.1f} s, "
             f"the same executors in one process {one:.1f} s"
         )
+        paired = [a / b for a, b in zip(times["local"], times["one_process"], strict=True)]
         print(
             f"overhead: run-local / one process = {local / one:.2f}x (goal <= 1.3x); "
             f"before the fast exit {slow / one:.2f}x; the fast exit saves {slow - local:.1f} s"
+        )
+        print(
+            f"per repetition (run-local / one process of the same repetition): "
+            f"{', '.join(f'{r:.2f}x' for r in paired)}; median {median(paired):.2f}x"
         )
         if args.json:
             args.json.write_text(
@@ -163,6 +168,7 @@ def main() -> None:
                         "no_fast_exit_s": slow,
                         "one_process_s": one,
                         "ratio": local / one,
+                        "paired_ratios": paired,
                         "reps": args.reps,
                         "tasks": tasks,
                     }
