@@ -231,8 +231,9 @@ class LineageStore:
         deadline = time.monotonic() + RETRY_DEADLINE_S
         while True:
             try:
-                backend = config.WhichOneof("config") if hasattr(config, "sqlite") else ""
-                return cls(metadata_store.MetadataStore(config), backend or "")
+                direct = isinstance(config, mlmd_pb.ConnectionConfig)  # else a gRPC client
+                backend = config.WhichOneof("config") if direct else ""
+                return cls(metadata_store.MetadataStore(config), backend)
             except (mlmd_errors.AbortedError, mlmd_errors.InternalError) as exc:
                 if "locked" not in str(exc).lower() and not isinstance(
                     exc, mlmd_errors.AbortedError

@@ -157,7 +157,7 @@ class Tracer:
                 else self.mlmd.get_execution_types_by_id
             )
             names.update((t.id, t.name) for t in getter(wanted))
-        return names.get(node.type_id, kind)
+        return names[node.type_id]
 
     def artifact(self, artifact_id: int) -> TraceNode:
         """The trace of one artefact, upstream to the data it came from."""

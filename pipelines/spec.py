@@ -63,7 +63,7 @@ def compile_documents(
     from pipelines import compliance_pipeline as module
 
     # The default pipeline is the very object `aiact run-local` runs (built at import).
-    pipeline = module.build_pipeline(resources) if resources else module.compliance_pipeline
+    pipeline = module.compliance_pipeline if resources is None else module.build_pipeline(resources)
     with tempfile.TemporaryDirectory() as scratch:
         target = Path(scratch) / "pipeline.yaml"
         compiler.Compiler().compile(pipeline, str(target))
