@@ -219,12 +219,20 @@ def factorize(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     (hash based: no sort)."""
     if _is_numeric(values):
         codes, uniques = pd.factorize(_numeric_values(values), use_na_sentinel=True)
-        return codes.astype(np.int64), np.asarray(uniques, dtype=np.float64)
+        return _narrow(codes), np.asarray(uniques, dtype=np.float64)
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
-    encoded = values.dictionary_encode()
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    encoded = values.dictionary_encode()  # int32 indices
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
+
+
+def _narrow(codes: np.ndarray) -> np.ndarray:
+    """Codes as int32 where they fit (half the memory of the int64 pandas gives: the gate
+    holds one code array per column while it runs)."""
+    if len(codes) and int(codes.max()) >= np.iinfo(np.int32).max:
+        return codes
+    return codes.astype(np.int32)
 
 
 def _keys(values: pa.Array) -> np.ndarray:
@@ -333,8 +341,9 @@ def tally_batch(
         tally.groups[attribute] = _group_counts(factors[attribute][0], names[attribute], label)
     for first, second in itertools.combinations(names, 2):
         width = len(names[second]) + 1
-        a = np.where(factors[first][0] < 0, len(names[first]), factors[first][0])
-        b = np.where(factors[second][0] < 0, len(names[second]), factors[second][0])
+        first_codes, second_codes = factors[first][0], factors[second][0]
+        a = np.where(first_codes < 0, len(names[first]), first_codes).astype(np.int64)
+        b = np.where(second_codes < 0, len(names[second]), second_codes)
         cells = [
             f"{x}{INTERSECTION}{y}"
             for x in [*names[first], MISSING_GROUP]

@@ -39,6 +39,38 @@ def test_row_hash_from_factorisations_equals_the_hash_of_the_values() -> None:
     assert hashed[1] == hashed[2] and hashed[3] == hashed[4] and hashed[0] != hashed[1]
 
 
+def test_factor_codes_are_int32_and_intersections_count_as_with_int64() -> None:
+    """The gate keeps one code array per column while it runs: int32 codes (half its memory),
+    and the groups and intersections counted from them are those of the values themselves."""
+    rng = np.random.default_rng(5)
+    first = pa.array(rng.integers(0, 300, 50_000).astype(float))
+    second = pa.array([f"g{v}" for v in rng.integers(0, 200, 50_000)])
+    label = pa.array(rng.choice(["good", "bad"], 50_000))
+    for values in (first, second):
+        codes, uniques = tally.factorize(values)
+        assert codes.dtype == np.int32
+        assert np.array_equal(np.asarray(uniques)[codes], values.to_numpy(zero_copy_only=False))
+    batch = pa.RecordBatch.from_arrays([first, second, label], names=["a", "b", "y"])
+    plan = tally.Plan(
+        kept=("a", "b", "y"),
+        gated=("a", "b"),
+        label="y",
+        favourable="good",
+        protected=("a", "b"),
+        key=("a", "b", "y"),
+        sample_rows=None,
+        seed=0,
+    )
+    counted = tally.tally_batch(batch, plan, {})
+    cells = counted.groups[f"a{tally.INTERSECTION}b"]
+    pairs: dict[str, tuple[int, int]] = {}
+    for a, b, y in zip(first.to_pylist(), second.to_pylist(), label.to_pylist(), strict=True):
+        key = f"{tally.as_key(a)}{tally.INTERSECTION}{b}"
+        rows, good = pairs.get(key, (0, 0))
+        pairs[key] = (rows + 1, good + (y == "good"))
+    assert {k: (int(v[0]), int(v[2])) for k, v in cells.items()} == pairs
+
+
 def _plan(path: Path) -> tally.Plan:
     engine = core.Engine(beam=True, sample_rows=300, leakage_cap=200)
     return core.plan_of(CREDIT, beam_path.source_columns(path), engine, None)
