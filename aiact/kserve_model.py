@@ -17,12 +17,22 @@ HTTP 400 and `{"error": MESSAGE}`; malformed JSON gets FastAPI's 422 before the 
 `--http_host` is this module's own option: KServe's REST server always binds 0.0.0.0, which
 suits a pod; the integration-testing stage binds 127.0.0.1 so that an unvetted model is never
 reachable from outside the machine.
+
+    python -m aiact.kserve_model --arguments-on-stdin
+
+starts the server ahead of its model (the integration-testing stage's local server): the
+process imports kserve and torch, then waits for ONE line on stdin, a JSON list of the
+options above, and serves as if they had been given on the command line. The stage sends
+that line only once the model's chain of custody is verified; end of input without a line
+ends the process with nothing served.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -139,7 +149,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, model_class: type[PackagedModel] = PackagedModel) -> None:
-    """Load the package and serve it until SIGTERM."""
+    """Load the package and serve it until SIGTERM (with serving.ARGUMENTS_ON_STDIN: once its
+    options arrive on stdin; none: exit, nothing served)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == [serving.ARGUMENTS_ON_STDIN]:
+        line = sys.stdin.readline()
+        if not line.strip():
+            return
+        argv = [str(a) for a in json.loads(line)]
     args, _ = parser().parse_known_args(argv)
     listen_on(args.http_host)
     model = model_class(args.model_name, args.model_dir)

@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from aiact.evidence import write_atomic
+from aiact.model_manifest import MANIFEST, read_manifest
 from aiact.transform import FittedTransform
 
 if TYPE_CHECKING:
     import pandas as pd
 
 WEIGHTS = "weights.pt"
-MANIFEST = "model.json"
 TRANSFORM = "transform.json"
 
 
@@ -83,9 +83,7 @@ def save_model_package(
 
 def load_model_package(directory: Path) -> ModelPackage:
     """Load a package written by save_model_package."""
-    if not (directory / MANIFEST).is_file():
-        raise FileNotFoundError(f"{directory} is not a model package (no {MANIFEST})")
-    manifest = json.loads((directory / MANIFEST).read_text())
+    manifest = read_manifest(directory)
     architecture = manifest["architecture"]
     model = TabularMLP(
         architecture["n_inputs"], tuple(architecture["hidden_units"]), architecture["dropout"]

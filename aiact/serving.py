@@ -24,14 +24,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from aiact.transform import FittedTransform
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 PROBABILITY, DECISION = "probability", "decision"
+# The model server's flag (aiact.kserve_model): its options come as one JSON line on stdin.
+ARGUMENTS_ON_STDIN = "--arguments-on-stdin"
 NUMERIC_DATATYPE, CATEGORICAL_DATATYPE = "FP64", "BYTES"
 NUMERIC_ACCEPTED = frozenset({"FP64", "FP32", "INT64", "INT32"})
 MAX_ROWS = 10_000
@@ -142,6 +146,8 @@ def frame_from_inputs(transform: FittedTransform, tensors: Sequence[Tensor]) -> 
         raise ContractError("the request holds no records (every input is empty)")
     if rows > MAX_ROWS:
         raise ContractError(f"the request holds {rows} records, at most {MAX_ROWS} are allowed")
+    import pandas as pd  # only where a frame is built: the stage's client imports it later
+
     return pd.DataFrame(columns)
 
 

@@ -4,6 +4,7 @@ genuine chains of custody (and then attack them) without kfp.local's per-task pr
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from aiact.approval import ApprovalBackend, ApprovalRequest
 from aiact.lineage import RunInfo
 from aiact.policy import load_policy
 from aiact.refdata import write_reference_dataset
+from aiact.serving import ARGUMENTS_ON_STDIN
 from components.approval.executor import run_approval
 from components.data_preparation.executor import run_data_preparation
 from components.deployment.executor import run_deployment
@@ -562,3 +564,22 @@ def approval_stage_pending(
         yield stage, outcome, request
     finally:
         stage.join(join_s)
+
+
+def server_processes() -> list[int]:
+    """This process's children that are local model servers started ahead of their model
+    (integration testing's `start_server_process`)."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            parent = next(
+                int(line.split()[1])
+                for line in status.read_text().splitlines()
+                if line.startswith("PPid:")
+            )
+            command = (status.parent / "cmdline").read_bytes().split(b"\0")
+        except (OSError, StopIteration):
+            continue
+        if parent == os.getpid() and ARGUMENTS_ON_STDIN.encode() in command:
+            found.append(int(status.parent.name))
+    return found

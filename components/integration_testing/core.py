@@ -3,7 +3,9 @@ readiness, the published input contract, rejection of bad requests with 4xx, reg
 served predictions against the evaluated ones, and latency.
 
 Locally the stage starts `python -m aiact.kserve_model` (KServe's `ModelServer`) from the
-KServe virtual environment on 127.0.0.1 (`local_model_server`); on a cluster it creates an
+KServe virtual environment on 127.0.0.1 (`local_model_server`): the process starts first
+(`start_server_process`) and loads kserve and torch while the stage verifies the model's chain
+of custody, and is sent the options naming the model only after that; on a cluster it creates an
 InferenceService (components/integration_testing/cluster.py). Either way the tests here talk
 HTTP to a base URL. Every wait has a deadline: the server start, each request (a server that
 accepts but never answers fails the request within `request_timeout_s`), and the whole
@@ -27,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
-import pandas as pd
 
 import aiact
 from aiact import serving
 from aiact.policy import Check, GateResult, at_most, must_hold
 
-if TYPE_CHECKING:  # torch is imported only where the model is loaded (see the executor)
+if TYPE_CHECKING:  # torch and pandas: imported only where the model and data are loaded
+    import pandas as pd
+
     from aiact.model_package import ModelPackage
 
 GATE = "integration"
@@ -236,7 +239,7 @@ def wait_ready(
             last = f"HTTP {status}"
         except ServingError as exc:
             last = str(exc)
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
 
 def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
@@ -250,25 +253,34 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
         process.wait(timeout=10)
 
 
-@contextmanager
-def local_model_server(
-    model_dir: Path,
-    model_name: str,
-    log_path: Path,
-    options: ServingOptions = ServingOptions(),
-    *,
-    module: str = SERVER_MODULE,
-) -> Iterator[ServerHandle]:
-    """Start KServe's ModelServer for a model package on 127.0.0.1 (a free port) from the
-    KServe environment, wait until the model is ready, stop it afterwards (also on failure).
-    Its stdout and stderr go to `log_path`.
+@dataclass
+class ServerProcess:
+    """A local model server started ahead of its model (`start_server_process`): its
+    libraries load while the stage verifies the model's chain of custody; it reads no model
+    and binds no port until `local_model_server` sends it the options naming the model."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    def close(self, grace_s: float = 10.0) -> None:
+        """End it (end of its input: it exits without serving; then as `_stop`)."""
+        if self.process.stdin is not None:
+            with suppress(OSError):
+                self.process.stdin.close()
+        _stop(self.process, grace_s)
+
+
+def start_server_process(
+    log_path: Path, options: ServingOptions = ServingOptions(), *, module: str = SERVER_MODULE
+) -> ServerProcess:
+    """Start `module` from the KServe environment waiting for its options on stdin
+    (`aiact.serving.ARGUMENTS_ON_STDIN`), its stdout and stderr appended to `log_path`, and
+    pick its port (127.0.0.1, free now).
 
     Raises:
         ServingSetupError: No KServe environment.
-        ServingError: It exited, or was not ready within `options.start_timeout_s`.
     """
     python = serving_python(options.python)
-    port = free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if (PACKAGE_ROOT / "pyproject.toml").is_file():
         # A source checkout: the server imports this very `aiact` (not the pinned env's other
@@ -276,23 +288,7 @@ def local_model_server(
         env["PYTHONPATH"] = str(PACKAGE_ROOT)
     else:
         env.pop("PYTHONPATH", None)
-    command = [
-        str(python),
-        "-m",
-        module,
-        "--model_dir",
-        str(model_dir),
-        "--model_name",
-        model_name,
-        "--http_host",
-        "127.0.0.1",
-        "--http_port",
-        str(port),
-        "--enable_grpc",
-        "false",
-        "--workers",
-        "1",
-    ]
+    command = [str(python), "-m", module, serving.ARGUMENTS_ON_STDIN]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         log.write(f"$ {' '.join(command)}\n".encode())
@@ -301,11 +297,49 @@ def local_model_server(
             command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             env=env,
             start_new_session=True,
         )
-    base_url = f"http://127.0.0.1:{port}"
+    return ServerProcess(process, free_port())
+
+
+@contextmanager
+def local_model_server(
+    model_dir: Path,
+    model_name: str,
+    log_path: Path,
+    options: ServingOptions = ServingOptions(),
+    *,
+    module: str = SERVER_MODULE,
+    started: ServerProcess | None = None,
+) -> Iterator[ServerHandle]:
+    """Serve a model package with KServe's ModelServer on 127.0.0.1 from the KServe
+    environment: the process `started` ahead (`start_server_process`), or one started now; wait
+    until the model is ready, stop it afterwards (also on failure). Its stdout and stderr go
+    to `log_path`.
+
+    Raises:
+        ServingSetupError: No KServe environment.
+        ServingError: It exited, or was not ready within `options.start_timeout_s`.
+    """
+    server = started or start_server_process(log_path, options, module=module)
+    process = server.process
+    arguments = [
+        "--model_dir",
+        str(model_dir),
+        "--model_name",
+        model_name,
+        "--http_host",
+        "127.0.0.1",
+        "--http_port",
+        str(server.port),
+        "--enable_grpc",
+        "false",
+        "--workers",
+        "1",
+    ]
+    base_url = f"http://127.0.0.1:{server.port}"
     endpoint = Endpoint(base_url, options.request_timeout_s)
 
     def alive() -> None:
@@ -316,12 +350,18 @@ def local_model_server(
             )
 
     try:
+        with log_path.open("ab") as log:
+            log.write(f"$ (options on stdin) {' '.join(arguments)}\n".encode())
+        assert process.stdin is not None
+        with suppress(OSError):  # it has exited: alive() reports how
+            process.stdin.write(json.dumps(arguments).encode() + b"\n")
+            process.stdin.close()
         wait_ready(endpoint, model_name, options.start_timeout_s, alive)
         endpoint.close()
         yield ServerHandle(base_url, model_name)
     finally:
         endpoint.close()
-        _stop(process, options.stop_grace_s)
+        server.close(options.stop_grace_s)
 
 
 def _error_message(body: Any) -> str:

@@ -5,10 +5,9 @@ report and the server's log."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from aiact import lineage
 from aiact.evidence import build_report, page_type, write_report, write_summary
 from aiact.featureset import load_feature_set
 from aiact.lineage import PropertyValue, RunInfo
+from aiact.model_manifest import read_manifest
 from aiact.platform import SERVICE_ACCOUNT_DIR, PlatformError
 from aiact.policy import GateResult, must_hold, section
 from aiact.stage import stage_execution
@@ -71,9 +71,10 @@ def _serve(
     options: core.ServingOptions,
     api_client: Any,
     service_account_dir: Path,
+    started: core.ServerProcess | None = None,
 ) -> AbstractContextManager[core.ServerHandle]:
     if environment == LOCAL:
-        return core.local_model_server(model_dir, model_name, log_path, options)
+        return core.local_model_server(model_dir, model_name, log_path, options, started=started)
     if api_client is None:
         from aiact.platform import _in_cluster_client
 
@@ -128,10 +129,22 @@ def run_integration_testing(
     local KServe ModelServer process. A server that does not come up or stops answering is a
     failed check (`model_server` or `server_responsive`), recorded like any other. The server's
     log (default: beside the report) is an output artefact either way."""
-    with (
-        stage_execution(STAGE, run, metadata_uri) as stage,
-        tempfile.TemporaryDirectory() as scratch,
-    ):
+    options = serving or core.ServingOptions()
+    environment = KUBERNETES if in_cluster(service_account_dir) else LOCAL
+    log_path = server_log_path or report_path.with_name(f"{report_path.stem}.server.log")
+    log_uri = server_log_uri or str(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+    started = None
+    with ExitStack() as cleanup:
+        if environment == LOCAL:
+            # The local server's process starts first and loads its libraries while the model's
+            # custody is verified below; it is told which model to serve only after that.
+            with suppress(core.ServingSetupError):  # raised again where the model is served
+                started = core.start_server_process(log_path, options)
+                cleanup.callback(started.close, options.stop_grace_s)
+        stage = cleanup.enter_context(stage_execution(STAGE, run, metadata_uri))
+        scratch = cleanup.enter_context(tempfile.TemporaryDirectory())
         use_case = load_use_case(use_case_uri, Path(scratch))
         stage.inputs.append(record_of(use_case))
         policy = resolve_policy(policy, use_case)
@@ -155,18 +168,9 @@ def run_integration_testing(
             "data preparation read",
         )
         holdout = load_feature_set(feature_set_dir)["test"]
-        # The model server is started from the package's manifest; the package itself (torch)
-        # is loaded and scored in a thread while the server starts (`_expected`).
-        manifest_path = model_dir / "model.json"
-        if not manifest_path.is_file():
-            raise FileNotFoundError(f"{model_dir} is not a model package (no model.json)")
-        manifest = json.loads(manifest_path.read_text())
-        options = serving or core.ServingOptions()
-        environment = KUBERNETES if in_cluster(service_account_dir) else LOCAL
-        log_path = server_log_path or report_path.with_name(f"{report_path.stem}.server.log")
-        log_uri = server_log_uri or str(log_path)
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_path.write_text("")
+        # The model server is told the package's name from its manifest; the package itself
+        # (torch) is loaded and scored in a thread while the server starts (`_expected`).
+        manifest = read_manifest(model_dir)
         served = _serve(
             environment=environment,
             model_dir=model_dir,
@@ -178,6 +182,7 @@ def run_integration_testing(
             options=options,
             api_client=api_client,
             service_account_dir=service_account_dir,
+            started=started,
         )
         thresholds = section(policy, "integration")
         try:

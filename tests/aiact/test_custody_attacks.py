@@ -29,7 +29,8 @@ from aiact.hashing import sha256_path
 from aiact.lineage import LineageStore
 from aiact.platform import PlatformError
 from aiact.policy import GateFailed
-from tests.chain import UNDERTRAINED, Chain
+from aiact.serving import ARGUMENTS_ON_STDIN
+from tests.chain import UNDERTRAINED, Chain, server_processes
 
 
 @dataclass
@@ -176,9 +177,15 @@ def test_integration_testing_refuses_another_models_registration(
     uri = runs.store_copy(tmp_path)
     bad = runs.bad.at(uri, tmp_path)
     bad.paths["registration"] = runs.good.paths["registration"]
+    before = set(server_processes())
     with pytest.raises(CustodyError, match="run bad's evaluation gate breached"):
         bad.integrate()
     assert _states(uri, "bad")["integration_testing"] == "FAILED"
+    # Its model server, started ahead while custody was checked, never loaded a model.
+    assert set(server_processes()) <= before
+    log = bad.out("integration_report.json").with_name("integration_report.server.log")
+    assert ARGUMENTS_ON_STDIN in log.read_text()
+    assert "--model_dir" not in log.read_text() and "Registering model" not in log.read_text()
 
 
 def test_evaluation_refuses_another_runs_feature_set(runs: Runs, tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from components.integration_testing.core import (
     local_model_server,
     run_integration_tests,
 )
+from tests.chain import server_processes
 
 FAST = ServingOptions(latency_requests=200, request_timeout_s=10.0)
 
@@ -250,6 +251,25 @@ def test_a_server_that_cannot_load_its_model_fails_fast_with_its_log_line(tmp_pa
     assert "Traceback" in log.read_text()
 
 
+def test_a_server_started_ahead_loads_nothing_and_exits_when_never_told_its_model(
+    tmp_path: Path,
+) -> None:
+    """The stage starts its local server before the model's custody is verified: until it is
+    sent its options, the process holds no model and no port; at end of input it exits 0."""
+    log = tmp_path / "server.log"
+    server = core.start_server_process(log, FAST)
+    assert server.process.pid in server_processes()
+    time.sleep(1.0)
+    assert not _listening(server.port)
+    assert server.process.stdin is not None
+    server.process.stdin.close()
+    assert server.process.wait(timeout=120) == 0
+    text = log.read_text()
+    assert serving.ARGUMENTS_ON_STDIN in text.splitlines()[0]
+    assert "Registering model" not in text and "Uvicorn running" not in text
+    assert server.process.pid not in server_processes()
+
+
 def test_a_missing_serving_environment_is_one_line_naming_the_fix(tmp_path: Path) -> None:
     with pytest.raises(core.ServingSetupError, match=r"run `bash hack/setup.sh`") as raised:
         core.serving_python(str(tmp_path / "nowhere" / "python"))
@@ -262,6 +282,7 @@ def test_the_stage_records_report_and_server_log_in_lineage(tmp_path: Path) -> N
     from tests.chain import Chain
 
     chain = Chain(tmp_path, f"sqlite://{tmp_path / 'mlmd.sqlite'}", "integration-run")
+    before = set(server_processes())
     chain.through_integration()
     document = chain.document("integration_report")
     assert document["gate"]["passed"] is True
@@ -270,7 +291,13 @@ def test_the_stage_records_report_and_server_log_in_lineage(tmp_path: Path) -> N
     log = chain.paths["integration_report"].with_name("integration_report.server.log")
     digest = hashlib.sha256(log.read_bytes()).hexdigest()
     assert report["server_log_sha256"] == digest
-    assert "Uvicorn running on http://127.0.0.1:" in log.read_text()
+    lines = log.read_text().splitlines()
+    assert "Uvicorn running on http://127.0.0.1:" in "\n".join(lines)
+    # started ahead, then told its model: the options line comes before the model is loaded
+    told = next(i for i, line in enumerate(lines) if line.startswith("$ (options on stdin)"))
+    assert f"--model_dir {chain.paths['model']}" in lines[told]
+    assert told < next(i for i, line in enumerate(lines) if "Registering model" in line)
+    assert set(server_processes()) <= before  # its server stopped
     store = LineageStore.connect(chain.metadata_uri)
     logs = store.store.get_artifacts_by_type(core.SERVER_LOG)
     assert [a.uri for a in logs] == [str(log)]
