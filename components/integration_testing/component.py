@@ -27,7 +27,9 @@ def integration_testing(
     shows the report); its verdict task (gate_verdict) halts the run when a test failed.
 
     Locally the server is a process on 127.0.0.1 from the KServe environment (`.venv-serving`,
-    or AIACT_SERVING_PYTHON); in a pod it is an InferenceService (the aiact-serving image, the
+    or AIACT_SERVING_PYTHON), started with the stage so that its libraries load while the
+    model's chain of custody is verified, and told which model to serve only once custody
+    holds; in a pod it is an InferenceService (the aiact-serving image, the
     registered model's URI as storage) in the integration namespace, deleted afterwards. Every
     wait has a timeout; a server that does not come up or stops answering fails the gate.
 
