@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = 20
+# "< 1.5 GB" read as 1.5e9 bytes (1430.5 MiB), the stricter of its two readings (1.5 GiB = 1536).
+PEAK_GOAL_MIB = 1.5e9 / 2**20
 
 
 def make_inputs(rows: int, workdir: Path) -> tuple[Path, Path]:
@@ -148,8 +150,8 @@ def main() -> None:
     gate_peak = max(float(str(r["peak_rss_mb"])) for r in runs["gate"])
     print(
         f"gate throughput = {ratio:.2f}x TFDV's (goal >= 10x; medians of {args.repeat}); "
-        f"gate peak {gate_peak:.0f} MiB "
-        f"(goal < 1536 MiB); verdicts {sorted(verdicts)}"
+        f"gate peak {gate_peak:.0f} MiB, the highest of {args.repeat} "
+        f"(goal < 1.5 GB = {PEAK_GOAL_MIB:.0f} MiB); verdicts {sorted(verdicts)}"
     )
     if args.json:
         args.json.write_text(
@@ -159,6 +161,7 @@ def main() -> None:
                     "tfdv_s": medians["tfdv"],
                     "ratio": ratio,
                     "gate_peak_mib": gate_peak,
+                    "peak_goal_mib": PEAK_GOAL_MIB,
                     "repeat": args.repeat,
                     "rows": args.rows,
                 }
