@@ -219,7 +219,7 @@ def factorize(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     (hash based: no sort)."""
     if _is_numeric(values):
         codes, uniques = pd.factorize(_numeric_values(values), use_na_sentinel=True)
-        return _narrow(codes), np.asarray(uniques, dtype=np.float64)
+        return _narrow(codes, len(uniques)), np.asarray(uniques, dtype=np.float64)
     if not pa.types.is_string(values.type):
         values = values.cast(pa.string())
     encoded = values.dictionary_encode()  # int32 indices
@@ -227,12 +227,10 @@ def factorize(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return codes, encoded.dictionary.to_numpy(zero_copy_only=False).astype(object)
 
 
-def _narrow(codes: np.ndarray) -> np.ndarray:
-    """Codes as int32 where they fit (half the memory of the int64 pandas gives: the gate
-    holds one code array per column while it runs)."""
-    if len(codes) and int(codes.max()) >= np.iinfo(np.int32).max:
-        return codes
-    return codes.astype(np.int32)
+def _narrow(codes: np.ndarray, distinct: int) -> np.ndarray:
+    """Codes (each below `distinct`) as int32 where they fit: half the memory of the int64
+    pandas gives, and the gate holds one code array per column while it runs."""
+    return codes if distinct > np.iinfo(np.int32).max else codes.astype(np.int32)
 
 
 def _keys(values: pa.Array) -> np.ndarray:
