@@ -55,11 +55,13 @@ def approval(
         review_page: The approval review page (HTML) the approvers read; its URI and SHA-256
             are fields of the approval request.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.approval.executor import run_approval
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.approval.executor import run_approval
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

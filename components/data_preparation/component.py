@@ -49,11 +49,17 @@ def data_preparation(
         validation_report_html: The same report, for reading in the KFP UI.
         validation_summary: The verdict and every breached check, for the run page.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.data_preparation.executor import run_data_preparation
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        # TFDV (with tensorflow) is most of this stage's start-up: the gate's statistics and
+        # anomalies come from it, so it loads here with the rest, not at its first use.
+        import tensorflow_data_validation  # noqa: F401
+
+        from aiact.stage import run_info
+        from components.data_preparation.executor import run_data_preparation
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

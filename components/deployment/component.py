@@ -32,11 +32,13 @@ def deployment(
         deployment: The deployment record (JSON), as written to the ledger.
         deployment_summary: What was rolled out and its ledger entry, for the run page.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.deployment.executor import run_deployment
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.deployment.executor import run_deployment
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

@@ -50,11 +50,13 @@ def evaluation(
         classification_metrics: Confusion matrix and ROC curve of the holdout.
         evaluation_summary: The verdict and every breached check, for the run page.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.evaluation.executor import run_evaluation
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.evaluation.executor import run_evaluation
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

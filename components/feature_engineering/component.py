@@ -41,11 +41,13 @@ def feature_engineering(
         feature_report_html: The same report, for reading in the KFP UI.
         feature_summary: The verdict and every breached check, for the run page.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.feature_engineering.executor import run_feature_engineering
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.feature_engineering.executor import run_feature_engineering
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

@@ -28,11 +28,13 @@ def gate_verdict(
         verdict: The verdict (JSON: gate, verdict, breaches, report sha256), written even on a
             breach.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.gate_verdict.executor import run_gate_verdict
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.gate_verdict.executor import run_gate_verdict
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

@@ -50,12 +50,14 @@ def integration_testing(
         integration_namespace: Namespace of the integration InferenceService on a cluster
             (empty: the pipeline pod's own namespace).
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.integration_testing.core import ServingOptions
-    from components.integration_testing.executor import run_integration_testing
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.integration_testing.core import ServingOptions
+        from components.integration_testing.executor import run_integration_testing
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

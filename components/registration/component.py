@@ -38,11 +38,13 @@ def registration(
             fairness results, human oversight, model identity.
         model_card_html: The model card as an HTML page (shown in the KFP UI).
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.registration.executor import run_registration
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.registration.executor import run_registration
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

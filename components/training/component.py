@@ -46,11 +46,13 @@ def training(
         training_report_html: The same report with its loss curves, for the KFP UI.
         training_metrics: Best epoch, losses, duration and peak memory as KFP metrics.
     """
-    from pathlib import Path
+    from aiact.fastexit import exit_fast_after_outputs, imports_with_gc_paused
 
-    from aiact.fastexit import exit_fast_after_outputs
-    from aiact.stage import run_info
-    from components.training.executor import run_training
+    with imports_with_gc_paused():  # the stage's libraries load without GC passes
+        from pathlib import Path
+
+        from aiact.stage import run_info
+        from components.training.executor import run_training
 
     exit_fast_after_outputs()  # skip the slow teardown once KFP wrote the outputs
 

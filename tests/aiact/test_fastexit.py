@@ -4,12 +4,14 @@ raising task exits 1, a SystemExit keeps its own code (then the normal exit runs
 as KFP runs it: `python -m kfp.dsl.executor_main` with `_KFP_RUNTIME=true`, and under kfp.local's
 SubprocessRunner."""
 
+import gc
 import json
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kfp import dsl, local
@@ -52,11 +54,45 @@ MODULE = textwrap.dedent(
 )
 
 
-def run_executor(tmp_path: Path, mode: str, **env: str) -> tuple[int, Path, str]:
-    """Run `task` through KFP's executor in its own process; returns the exit status, the task
-    directory and stderr."""
+# A component whose imports run in `imports_with_gc_paused`: it reports the collector's state
+# inside and after the block, and how many objects were frozen (loading a module this process
+# has not loaded yet). "gc-off": the collector was off before; "gc-raise": the block raises.
+GC_MODULE = textwrap.dedent(
+    """
+    from kfp.dsl import Artifact, Output
+
+    def task(mode: str, metadata_uri: str, marker: str, out: Output[Artifact]) -> str:
+        import gc
+        import json
+        from pathlib import Path
+
+        from aiact.fastexit import imports_with_gc_paused
+
+        if mode == "gc-off":
+            gc.disable()
+        seen = {"frozen_before": gc.get_freeze_count(), "raised": False}
+        try:
+            with imports_with_gc_paused() as acting:
+                seen["inside"] = gc.isenabled()
+                import xml.dom.minidom  # noqa: F401
+                if mode == "gc-raise":
+                    raise ImportError("no such stage")
+        except ImportError:
+            seen["raised"] = True
+        seen.update(acting=acting, after=gc.isenabled(), frozen=gc.get_freeze_count())
+        Path(out.path).write_text(mode)
+        return json.dumps(seen)
+    """
+)
+
+
+def run_executor(
+    tmp_path: Path, mode: str, source: str = MODULE, **env: str
+) -> tuple[int, Path, str]:
+    """Run `task` of `source` through KFP's executor in its own process; returns the exit
+    status, the task directory and stderr."""
     module = tmp_path / "ephemeral_component.py"
-    module.write_text(MODULE)
+    module.write_text(source)
     task_dir = tmp_path / mode
     task_dir.mkdir()
     executor_input = {
@@ -153,6 +189,49 @@ def test_outside_a_kfp_executor_it_does_nothing(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("_KFP_RUNTIME", "true")
     monkeypatch.setattr(sys, "argv", ["pytest"])
     assert fastexit.exit_fast_after_outputs() is False
+
+
+def gc_report(tmp_path: Path, mode: str) -> dict[str, Any]:
+    code, task_dir, stderr = run_executor(tmp_path, mode, GC_MODULE)
+    assert code == 0, stderr
+    output = json.loads((task_dir / "executor_output.json").read_text())
+    report: dict[str, Any] = json.loads(output["parameterValues"]["Output"])
+    return report
+
+
+def test_a_task_imports_with_the_gc_paused_then_freezes_what_it_loaded(tmp_path: Path) -> None:
+    seen = gc_report(tmp_path, "gc")
+    assert seen["acting"] is True
+    assert seen["inside"] is False  # paused while the block imports
+    assert seen["after"] is True  # resumed
+    # Everything loaded so far is in the permanent generation: thousands of objects.
+    assert seen["frozen"] > seen["frozen_before"] + 1000
+
+
+def test_a_collector_that_was_off_stays_off(tmp_path: Path) -> None:
+    seen = gc_report(tmp_path, "gc-off")
+    assert seen["acting"] is True
+    assert seen["inside"] is False
+    assert seen["after"] is False
+
+
+def test_a_block_that_raises_resumes_the_collector_and_freezes_nothing(tmp_path: Path) -> None:
+    seen = gc_report(tmp_path, "gc-raise")
+    assert seen["raised"] is True
+    assert seen["after"] is True
+    assert seen["frozen"] == seen["frozen_before"]
+
+
+def test_outside_a_task_process_the_imports_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("_KFP_RUNTIME", raising=False)
+    frozen = gc.get_freeze_count()
+    with fastexit.imports_with_gc_paused() as acting:
+        assert gc.isenabled()
+    assert acting is False
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
 
 
 def test_executor_output_file_from_the_arguments() -> None:
